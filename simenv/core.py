@@ -15,7 +15,12 @@ from functools import lru_cache
 import numpy as np
 
 from simenv import layout as L
-from simenv.biomarkers import ARTIFACT_MASK, SLEEP_PROFILE, SUPPRESSION_MASK, patient_biomarker_layout
+from simenv.biomarkers import (
+    ARTIFACT_MASK,
+    SLEEP_PROFILE,
+    SUPPRESSION_MASK,
+    patient_biomarker_layout,
+)
 from simenv.cohort import Patient
 from simenv.errors import NonFiniteStateError, PainloopError, UnsafeStimulationError
 from simenv.kernel import dose_response, step_kernel
@@ -98,6 +103,7 @@ def param_row(params: PatientParams, dt_s: float, start_hour: float) -> np.ndarr
     row[L.P_SEIZURE_REF_MA] = se.seizure_reference_ma
     row[L.P_SEIZURE_HALF_RATE] = se.seizure_half_rate_ma_per_s
     row[L.P_SEIZURE_WEIGHT] = se.seizure_burden_weight
+    row[L.P_SEIZURE_EXPONENT] = se.seizure_rate_exponent
     row[L.P_BURDEN_DECAY] = _decay(dt_s, se.burden_tau_days * SECONDS_PER_DAY)
     row[L.P_EFFICIENCY] = bat.efficiency
     row[L.P_OVERHEAD_W] = bat.overhead_uw * 1e-6

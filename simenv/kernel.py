@@ -219,7 +219,8 @@ def step_kernel(
         p_seizure = 0.0
         step_ma = abs(a1 - a0)
         if step_ma > 0.0:
-            h = ramp * ramp / (ramp * ramp + q[L.P_SEIZURE_HALF_RATE] ** 2)
+            x = (ramp / q[L.P_SEIZURE_HALF_RATE]) ** q[L.P_SEIZURE_EXPONENT]
+            h = x / (1.0 + x)
             ref = q[L.P_SEIZURE_REF_MA]
             p_seizure = min(q[L.P_SEIZURE_PROB] * h * (step_ma / ref) * (max(a0, a1) / ref), 1.0)
         mild = 1.0 if u[L.U_MILD] < p_mild else 0.0

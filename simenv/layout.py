@@ -103,7 +103,8 @@ P_EFFICIENCY = 45
 P_OVERHEAD_W = 46
 P_START_HOUR = 47  # clock hour at the start of the episode
 P_SWITCH_TOL_MA = 48  # half the amplitude step: smaller changes are not switches
-N_PARAMS = 49
+P_SEIZURE_EXPONENT = 49
+N_PARAMS = 50
 
 # --- exogenous noise drawn per patient and step ------------------------------
 N_FAST = 0  # standard normals

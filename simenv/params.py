@@ -214,6 +214,7 @@ class SideEffectParams(_Validated):
     seizure_prob_abrupt: float = param(0.01, 0.0, 1.0, "after-discharge probability of an abrupt step of the reference size to the reference amplitude", "*assumed*; ACC series")
     seizure_reference_ma: float = param(3.0, 0.01, 25.5, "reference amplitude of the seizure hazard", "*assumed*")
     seizure_half_rate_ma_per_s: float = param(3.0, 0.001, 1000.0, "slew rate at which the seizure hazard is half that of an abrupt step", "*assumed*: ~8 s ramps to 3 mA were safe")
+    seizure_rate_exponent: float = param(4.0, 0.5, 10.0, "steepness of the seizure hazard in the slew rate", "*assumed*: 0.3 mA/s ramps make it 1e-4 of an abrupt step's")
     seizure_burden_weight: float = param(10.0, 0.0, 1000.0, "burden added by a seizure relative to a mild event", "*assumed*")
     burden_tau_days: float = param(3.0, 0.01, 365.0, "decay time constant of the side-effect burden", "*assumed*")
 

@@ -1,0 +1,406 @@
+"""The environment logic shared by every front end, over one ``BatchedCore``.
+
+``PainStimBatch`` turns actions into amplitudes, holds them for the decision
+interval, builds observations (what a device could sense), computes the
+reward and its named terms, counts the horizon and fills ``info`` with the
+latent quantities. The single Gymnasium env (N = 1), the Gymnasium vector
+env and the stable-baselines3 adapter are thin shells around it, so none of
+this exists twice.
+
+Arrays are batched: shape ``(n_slots, ...)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from gymnasium import spaces
+
+from simenv import layout as L
+from simenv.calibration import DEFAULT_CALIBRATION_DAYS, normalisation_for
+from simenv.cohort import Patient
+from simenv.core import INITIAL_STATES, BatchedCore
+from simenv.errors import PainloopError
+from simenv.params import SECONDS_PER_DAY, SECONDS_PER_HOUR, SECONDS_PER_YEAR
+from simenv.reward import ENERGY_UNIT_W, TERMS, RewardWeights
+
+ACTION_MODES = ("on_off", "levels", "continuous")
+
+
+@dataclass(frozen=True)
+class EnvSettings:
+    """Settings shared by every patient slot of an environment."""
+
+    action_mode: str = "on_off"
+    dt_s: float = 30.0
+    horizon_days: float = 1.0
+    decision_interval_s: float | None = None
+    initial_state: str = "naive"
+    n_levels: int = 6
+    feature_history: int = 0
+    include_self_report: bool = False
+    calibration_days: float = DEFAULT_CALIBRATION_DAYS
+    start_hour: float = 0.0
+    debug_checks: bool = False
+
+    def __post_init__(self) -> None:
+        def bad(name: str, allowed: str) -> PainloopError:
+            return PainloopError("PL-ENV-ARG", f"{name}={getattr(self, name)!r}; allowed: {allowed}.")
+
+        if self.action_mode not in ACTION_MODES:
+            raise bad("action_mode", str(list(ACTION_MODES)))
+        if self.initial_state not in INITIAL_STATES:
+            raise bad("initial_state", str(list(INITIAL_STATES)))
+        if not isinstance(self.dt_s, (int, float)) or not 5.0 <= self.dt_s <= 600.0:
+            raise bad("dt_s", "5 to 600 seconds")
+        if not isinstance(self.horizon_days, (int, float)) or not 0 < self.horizon_days <= 3650:
+            raise bad("horizon_days", "a number of days in (0, 3650]")
+        steps = self.horizon_days * SECONDS_PER_DAY / self.dt_s
+        if steps < 1:
+            raise bad("horizon_days", f"at least one step of dt_s={self.dt_s:g} s")
+        interval = self.decision_interval_s if self.decision_interval_s is not None else self.dt_s
+        ratio = interval / self.dt_s
+        if interval <= 0 or abs(ratio - round(ratio)) > 1e-9:
+            raise bad("decision_interval_s", f"a positive whole multiple of dt_s={self.dt_s:g} s")
+        if isinstance(self.n_levels, bool) or int(self.n_levels) != self.n_levels or not 2 <= self.n_levels <= 256:
+            raise bad("n_levels", "a whole number from 2 to 256")
+        if isinstance(self.feature_history, bool) or int(self.feature_history) != self.feature_history or not 0 <= self.feature_history <= 120:
+            raise bad("feature_history", "a whole number of past steps from 0 to 120")
+        if not isinstance(self.calibration_days, (int, float)) or not 0.5 <= self.calibration_days <= 60:
+            raise bad("calibration_days", "0.5 to 60 days")
+        if not isinstance(self.start_hour, (int, float)) or not 0 <= self.start_hour < 24:
+            raise bad("start_hour", "a clock hour in [0, 24)")
+
+    @property
+    def steps_per_decision(self) -> int:
+        interval = self.decision_interval_s if self.decision_interval_s is not None else self.dt_s
+        return int(round(interval / self.dt_s))
+
+    @property
+    def horizon_steps(self) -> int:
+        return int(round(self.horizon_days * SECONDS_PER_DAY / self.dt_s))
+
+
+def observation_names(settings: EnvSettings) -> list[str]:
+    """Names of the observation vector's entries, in order."""
+    names = [f"{f}_norm" for f in L.FEATURE_NAMES]
+    for lag in range(1, settings.feature_history + 1):
+        names += [f"{f}_norm_lag{lag}" for f in L.FEATURE_NAMES]
+    names += [
+        "amplitude_fraction",
+        "log1p_hours_since_switch",
+        "duty_30min",
+        "duty_24h",
+        "duty_7d",
+        "time_of_day_sin",
+        "time_of_day_cos",
+    ]
+    if settings.include_self_report:
+        names += ["last_report_tenths", "report_age_days_capped"]
+    return names
+
+
+class PainStimBatch:
+    """A batch of patient slots with actions, observations, rewards and info.
+
+    ``patients`` fixes the patient of each slot. With ``patient_pool`` (and
+    ``patients`` only giving the first draw), each slot draws a new patient
+    from the pool at every reset: domain randomisation for training.
+    """
+
+    def __init__(
+        self,
+        patients: Sequence[Patient],
+        settings: EnvSettings | None = None,
+        reward: RewardWeights | None = None,
+        patient_pool: Sequence[Patient] | None = None,
+    ) -> None:
+        self.settings = settings or EnvSettings()
+        self.reward_weights = reward or RewardWeights()
+        self._w = np.array(self.reward_weights.as_tuple())
+        s = self.settings
+        self.n = len(patients)
+        self.core = BatchedCore(self.n, dt_s=s.dt_s, start_hour=s.start_hour, debug_checks=s.debug_checks)
+        self.pool = list(patient_pool) if patient_pool else None
+        self.slot_patients: list[Patient] = list(patients)
+        self._all_patients = list(dict.fromkeys(list(patients) + (self.pool or [])))
+        normals = normalisation_for(self._all_patients, s.dt_s, s.calibration_days, s.start_hour)
+        self._norm = {p: n for p, n in zip(self._all_patients, normals, strict=True)}
+        self.norm_mean = np.zeros((self.n, L.N_FEATURES))
+        self.norm_scale = np.ones((self.n, L.N_FEATURES))  # 1 / SD
+        self.obs_names = observation_names(s)
+        self.obs_dim = len(self.obs_names)
+        self._history = np.zeros((self.n, s.feature_history + 1, L.N_FEATURES))
+        self.seed_value = 0
+        self.slot_episode = np.zeros(self.n, dtype=np.int64)
+        self._pool_rng: np.random.Generator | None = None
+        self._next_pool_episode = 0
+        self._decisions_since_reset = np.zeros(self.n, dtype=np.int64)
+        self.action_space = self._make_action_space()
+        self.observation_space = self._make_observation_space()
+
+    # ------------------------------------------------------------- spaces
+    def _make_action_space(self) -> spaces.Space:
+        mode = self.settings.action_mode
+        if mode == "on_off":
+            return spaces.Discrete(2)
+        if mode == "levels":
+            return spaces.Discrete(self.settings.n_levels)
+        return spaces.Box(low=-1.0, high=1.0, shape=(1,), dtype=np.float32)
+
+    def _make_observation_space(self) -> spaces.Box:
+        low = np.full(self.obs_dim, -np.inf, dtype=np.float32)
+        high = np.full(self.obs_dim, np.inf, dtype=np.float32)
+        start = L.N_FEATURES * (self.settings.feature_history + 1)
+        # amplitude fraction, log1p hours, three duties, sin, cos, [report, age]
+        bounded_low = [0.0, 0.0, 0.0, 0.0, 0.0, -1.0, -1.0]
+        bounded_high = [1.0, np.inf, 1.0, 1.0, 1.0, 1.0, 1.0]
+        if self.settings.include_self_report:
+            bounded_low += [0.0, 0.0]
+            bounded_high += [1.0, 1.0]
+        low[start:] = bounded_low
+        high[start:] = bounded_high
+        return spaces.Box(low=low, high=high, dtype=np.float32)
+
+    # ------------------------------------------------------------- actions
+    def amplitudes_for(self, actions: np.ndarray) -> np.ndarray:
+        """Map a batch of actions to commanded amplitudes in mA, shape (n_slots,).
+
+        Out-of-range or NaN actions raise ``PL-ACTION-INVALID``: never a silent clip.
+        """
+        mode = self.settings.action_mode
+        a = np.asarray(actions)
+        if mode == "continuous":
+            a = a.reshape(self.n, -1)[:, 0] if a.size == self.n else a
+            a = np.asarray(a, dtype=np.float64).reshape(-1)
+            if a.shape != (self.n,) or not np.all(np.isfinite(a)) or np.any(np.abs(a) > 1.0 + 1e-6):
+                raise PainloopError(
+                    "PL-ACTION-INVALID",
+                    f"continuous actions {np.asarray(actions).ravel()[:8]!r} (shape {np.shape(actions)}); "
+                    f"allowed: {self.n} finite values in [-1, 1] (-1 = 0 mA, 1 = amplitude_max_ma).",
+                )
+            step = self._amp_step
+            amps = np.round((np.clip(a, -1.0, 1.0) + 1.0) * 0.5 * self.core.amplitude_max_ma / step) * step
+            return np.minimum(amps, self.core.amplitude_max_ma)
+        a = a.reshape(-1)
+        n_actions = 2 if mode == "on_off" else self.settings.n_levels
+        if a.shape != (self.n,) or not np.all(np.isfinite(a.astype(np.float64))) or np.any(a != np.round(a)) or np.any((a < 0) | (a >= n_actions)):
+            raise PainloopError(
+                "PL-ACTION-INVALID",
+                f"{mode} actions {np.asarray(actions).ravel()[:8]!r} (shape {np.shape(actions)}); "
+                f"allowed: {self.n} whole numbers in 0..{n_actions - 1}.",
+            )
+        idx = a.astype(np.int64)
+        if mode == "on_off":
+            return np.where(idx == 1, self._on_ma, 0.0)
+        return self._level_ma[np.arange(self.n), idx]
+
+    def _refresh_slot_constants(self) -> None:
+        pats = self.slot_patients
+        self._on_ma = np.array([p.params.stimulation.on_amplitude_ma for p in pats])
+        self._amp_step = np.array([p.params.stimulation.amplitude_step_ma for p in pats])
+        k = self.settings.n_levels
+        amax = np.array([p.params.stimulation.amplitude_max_ma for p in pats])
+        levels = amax[:, None] * np.linspace(0.0, 1.0, k)[None, :]
+        self._level_ma = np.minimum(np.round(levels / self._amp_step[:, None]) * self._amp_step[:, None], amax[:, None])
+        self._capacity_j = np.array([p.params.battery.capacity_j for p in pats])
+        self._uids = np.array([p.uid for p in pats], dtype=np.int64)
+        self._indices = np.array([p.index for p in pats], dtype=np.int64)
+
+    # ------------------------------------------------------------- resets
+    def reset(self, seed: int | None = None, slots: Sequence[int] | None = None) -> tuple[np.ndarray, dict]:
+        """Start new episodes; ``seed`` re-seeds every slot with the same value (DESIGN.md)."""
+        if seed is not None:
+            if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+                raise PainloopError("PL-ENV-ARG", f"seed={seed!r}; allowed: a whole number >= 0.")
+            self.seed_value = int(seed)
+            self.slot_episode[:] = 0
+            self._next_pool_episode = 0
+            self._pool_rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([int(seed), 0x9001])))
+            first = True
+        else:
+            first = False
+        idx = np.arange(self.n) if slots is None else np.asarray(list(slots), dtype=np.int64)
+        self._reset_slots(idx, advance=not first)
+        return self.observe(), self.info_after_reset()
+
+    def _reset_slots(self, idx: np.ndarray, advance: bool) -> None:
+        if advance:
+            self.slot_episode[idx] += 1
+        if self.pool is not None:
+            if self._pool_rng is None:
+                self._pool_rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([self.seed_value, 0x9001])))
+            for slot in idx:
+                self.slot_patients[int(slot)] = self.pool[int(self._pool_rng.integers(len(self.pool)))]
+            episodes = np.arange(self._next_pool_episode, self._next_pool_episode + len(idx))
+            self._next_pool_episode += len(idx)
+        else:
+            episodes = self.slot_episode[idx]
+        self._refresh_slot_constants()
+        patients = [self.slot_patients[int(i)] for i in idx]
+        self.core.reset_slots(idx, patients, [self.seed_value] * len(idx), episodes, self.settings.initial_state)
+        for i, p in zip(idx, patients, strict=True):
+            norm = self._norm.get(p)
+            if norm is None:  # a patient outside the pool cannot appear, but stay safe
+                norm = normalisation_for([p], self.settings.dt_s, self.settings.calibration_days, self.settings.start_hour)[0]
+                self._norm[p] = norm
+            self.norm_mean[i] = norm.mean_db
+            self.norm_scale[i] = 1.0 / norm.sd_db
+        # Before the first step the device has no band power yet: the history
+        # starts at the calibration mean (normalised 0).
+        self._history[idx] = 0.0
+        self._decisions_since_reset[idx] = 0
+
+    # ------------------------------------------------------------- stepping
+    def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict]:
+        """Apply actions for one decision interval; returns obs, reward, terminated, truncated, info.
+
+        Slots whose episode ends are reported ``truncated``; they are not reset
+        here (front ends choose same-step or next-step autoreset).
+        """
+        target = self.amplitudes_for(actions)
+        core = self.core
+        k = self.settings.steps_per_decision
+        horizon = self.settings.horizon_steps
+        sums = np.zeros((self.n, 5))  # pain, high pain, stim J, expected side effects, switches
+        drawn = np.zeros(self.n)
+        steps_done = np.zeros(self.n)
+        report = np.full(self.n, np.nan)
+        events = np.zeros((self.n, 2))
+        for _ in range(k):
+            active = core.state[:, L.S_STEPS] < horizon
+            if not active.all():
+                if not active.any():
+                    break
+            out = core.step(target)
+            w = active.astype(np.float64)
+            sums[:, 0] += w * out[:, L.O_PAIN_NRS]
+            sums[:, 1] += w * out[:, L.O_HIGH_PAIN]
+            sums[:, 2] += w * out[:, L.O_STIM_ENERGY_J]
+            sums[:, 3] += w * out[:, L.O_SIDE_EFFECT_EXPECTED]
+            sums[:, 4] += w * out[:, L.O_SWITCHED]
+            drawn += w * out[:, L.O_DRAWN_ENERGY_J]
+            events[:, 0] += w * out[:, L.O_MILD_EVENT]
+            events[:, 1] += w * out[:, L.O_SEIZURE_EVENT]
+            steps_done += w
+            has_report = ~np.isnan(out[:, L.O_REPORT_NRS])
+            if has_report.any():
+                report = np.where(has_report & active, out[:, L.O_REPORT_NRS], report)
+            self._push_history()
+        n_steps = np.maximum(steps_done, 1.0)
+        duration_s = n_steps * self.settings.dt_s
+        terms = np.empty((self.n, len(TERMS)))
+        terms[:, 0] = sums[:, 0] / n_steps
+        terms[:, 1] = sums[:, 1] / n_steps
+        terms[:, 2] = sums[:, 2] / duration_s / ENERGY_UNIT_W
+        terms[:, 3] = sums[:, 3] / duration_s * SECONDS_PER_DAY
+        terms[:, 4] = sums[:, 4]
+        reward = -(terms @ self._w)
+        self._decisions_since_reset += 1
+        truncated = core.state[:, L.S_STEPS] >= horizon
+        if truncated.any():
+            core.check_finite(np.flatnonzero(truncated), when="end of episode")
+        terminated = np.zeros(self.n, dtype=bool)
+        info = self._info(terms, sums[:, 2], drawn, report, events)
+        return self.observe(), reward, terminated, truncated, info
+
+    def _push_history(self) -> None:
+        h = self._history
+        if h.shape[1] > 1:
+            h[:, 1:] = h[:, :-1].copy()
+        np.multiply(self.core.features_db - self.norm_mean, self.norm_scale, out=h[:, 0])
+
+    # ------------------------------------------------------------- observation
+    def observe(self) -> np.ndarray:
+        """Observation batch, float32, shape (n_slots, obs_dim); never the latent pain."""
+        st = self.core.state
+        n_hist = L.N_FEATURES * (self.settings.feature_history + 1)
+        obs = np.empty((self.n, self.obs_dim), dtype=np.float32)
+        obs[:, :n_hist] = self._history.reshape(self.n, -1)
+        hour = self.core.time_of_day_h()
+        angle = 2.0 * np.pi * hour / 24.0
+        obs[:, n_hist] = st[:, L.S_AMPLITUDE_MA] / self.core.amplitude_max_ma
+        obs[:, n_hist + 1] = np.log1p(st[:, L.S_SINCE_SWITCH_S] / SECONDS_PER_HOUR)
+        obs[:, n_hist + 2 : n_hist + 5] = st[:, L.S_DUTY_30MIN : L.S_DUTY_7D + 1]
+        obs[:, n_hist + 5] = np.sin(angle)
+        obs[:, n_hist + 6] = np.cos(angle)
+        if self.settings.include_self_report:
+            last = st[:, L.S_LAST_REPORT_NRS]
+            has = ~np.isnan(last)
+            obs[:, n_hist + 7] = np.where(has, last, 0.0) / 10.0
+            obs[:, n_hist + 8] = np.where(has, np.minimum(st[:, L.S_REPORT_AGE_S] / SECONDS_PER_DAY, 1.0), 1.0)
+        return obs
+
+    # ------------------------------------------------------------- info
+    def _common_info(self) -> dict:
+        st = self.core.state
+        elapsed = np.maximum(st[:, L.S_TIME_S], 1e-9)
+        mean_draw_w = st[:, L.S_ENERGY_DRAWN_J] / elapsed
+        life = np.where(st[:, L.S_TIME_S] > 0, self._capacity_j / np.maximum(mean_draw_w, 1e-30) / SECONDS_PER_YEAR, np.nan)
+        return {
+            "patient_uid": self._uids.copy(),
+            "patient_index": self._indices.copy(),
+            "episode": self.slot_episode.copy(),
+            "time_of_day_h": self.core.time_of_day_h(),
+            "elapsed_s": st[:, L.S_TIME_S].copy(),
+            "tolerance": st[:, L.S_TOLERANCE].copy(),
+            "relief_fraction": st[:, L.S_RELIEF].copy(),
+            "amplitude_ma": st[:, L.S_AMPLITUDE_MA].copy(),
+            "stim_energy_total_j": st[:, L.S_ENERGY_STIM_J].copy(),
+            "battery_drawn_total_j": st[:, L.S_ENERGY_DRAWN_J].copy(),
+            "battery_energy_left_j": self._capacity_j - st[:, L.S_ENERGY_DRAWN_J],
+            "battery_life_years": life,
+            "side_effect_burden": st[:, L.S_BURDEN].copy(),
+            "mild_events_total": st[:, L.S_MILD_EVENTS].copy(),
+            "seizure_events_total": st[:, L.S_SEIZURE_EVENTS].copy(),
+            "switches_total": st[:, L.S_SWITCHES].copy(),
+            "on_time_total_s": st[:, L.S_ON_TIME_S].copy(),
+            "features_raw": self.core.features_db.copy(),
+        }
+
+    def info_after_reset(self) -> dict:
+        info = self._common_info()
+        info["features_raw"] = self.norm_mean.copy()  # no band power measured yet
+        return info
+
+    def _info(self, terms: np.ndarray, stim_j: np.ndarray, drawn_j: np.ndarray, report: np.ndarray, events: np.ndarray) -> dict:
+        out = self.core.outputs
+        info = self._common_info()
+        info.update(
+            pain_nrs=out[:, L.O_PAIN_NRS].copy(),
+            pain_drive_nrs=out[:, L.O_DRIVE_NRS].copy(),
+            relief_nrs=out[:, L.O_RELIEF_NRS].copy(),
+            relief_lost_nrs=out[:, L.O_RELIEF_LOST_NRS].copy(),
+            efficacy=out[:, L.O_EFFICACY].copy(),
+            asleep=out[:, L.O_ASLEEP].astype(bool),
+            on_fraction=out[:, L.O_ON_FRACTION].copy(),
+            stim_energy_j=stim_j,
+            battery_drawn_j=drawn_j,
+            mild_events=events[:, 0],
+            seizure_events=events[:, 1],
+            self_report=report,
+            reward_terms={name: terms[:, i].copy() for i, name in enumerate(TERMS)},
+        )
+        return info
+
+    # ------------------------------------------------------------- helpers
+    @property
+    def calibration(self) -> list:
+        """Normalisation (subtract / divide vectors) of each slot's current patient."""
+        return [self._norm[p] for p in self.slot_patients]
+
+    def describe_patients(self) -> list[dict]:
+        """Slot-by-slot patient descriptions for the policy protocol's ``reset(patients)``."""
+        return [
+            {
+                "uid": p.uid,
+                "cohort": p.cohort,
+                "index": p.index,
+                "params": p.params,
+                "normalisation": self._norm[p],
+            }
+            for p in self.slot_patients
+        ]
+

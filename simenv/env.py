@@ -1,0 +1,102 @@
+"""``painloop/PainStim-v0``: one patient, the N = 1 case of the batched core."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from simenv.batch import EnvSettings, PainStimBatch
+from simenv.cohort import Patient, load_patient_yaml, resolve_patients
+from simenv.errors import PainloopError
+from simenv.reward import TERMS, RewardWeights
+
+
+def split_reward_kwargs(kwargs: dict[str, Any]) -> tuple[RewardWeights, dict[str, Any]]:
+    """Pull reward weights out of env kwargs: ``reward={...}`` and/or ``reward_<term>=w``."""
+    kwargs = dict(kwargs)
+    weights = dict(kwargs.pop("reward", None) or {})
+    for term in TERMS:
+        key = f"reward_{term}"
+        if key in kwargs:
+            weights[term] = kwargs.pop(key)
+    return RewardWeights.from_mapping(weights), kwargs
+
+
+def settings_from_kwargs(kwargs: dict[str, Any]) -> EnvSettings:
+    """``EnvSettings`` from keyword arguments; an unknown one lists the allowed names."""
+    allowed = set(EnvSettings.__dataclass_fields__)
+    unknown = sorted(set(kwargs) - allowed)
+    if unknown:
+        raise PainloopError(
+            "PL-ENV-ARG",
+            f"unknown environment argument(s) {unknown}; allowed: cohort, patient_index, patient, "
+            f"n_patients, patient_indices, reward, reward_<term>, {sorted(allowed)}.",
+        )
+    return EnvSettings(**kwargs)
+
+
+def resolve_single_patient(cohort: str, patient_index: int, patient: Patient | str | Path | None) -> Patient:
+    """The patient of a single env: an object, a YAML file, or (cohort, index)."""
+    if patient is not None:
+        return patient if isinstance(patient, Patient) else load_patient_yaml(patient)
+    return resolve_patients(cohort, patient_indices=[patient_index])[0]
+
+
+class PainStimEnv(gym.Env):
+    """One virtual patient under closed-loop stimulation.
+
+    Observations: normalised band powers, stimulation state, time since the
+    last switch, recent duty cycles, time of day (and optionally the last
+    self-report); never the latent pain, which ``info`` carries instead.
+    Episodes end by truncation after ``horizon_days``.
+    """
+
+    metadata = {"render_modes": []}
+
+    def __init__(
+        self,
+        cohort: str = "default",
+        patient_index: int = 0,
+        patient: Patient | str | Path | None = None,
+        **kwargs: Any,
+    ) -> None:
+        reward, rest = split_reward_kwargs(kwargs)
+        settings = settings_from_kwargs(rest)
+        self.patient = resolve_single_patient(cohort, patient_index, patient)
+        self.batch = PainStimBatch([self.patient], settings, reward)
+        self.action_space = self.batch.action_space
+        self.observation_space = self.batch.observation_space
+        self._needs_reset = True
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        obs, info = self.batch.reset(seed=seed)
+        self._needs_reset = False
+        return obs[0], _unbatch(info)
+
+    def step(self, action):
+        if self._needs_reset:
+            raise PainloopError("PL-ENV-ORDER", "step() called before reset() or after the episode ended; call reset().")
+        obs, reward, terminated, truncated, info = self.batch.step(np.asarray(action)[None, ...])
+        done = bool(terminated[0] or truncated[0])
+        self._needs_reset = done
+        return obs[0], float(reward[0]), bool(terminated[0]), bool(truncated[0]), _unbatch(info)
+
+
+def _unbatch(info: dict) -> dict:
+    """Slot 0 of a batched info dict (nested dicts too), as Python scalars or arrays; NaN becomes None."""
+    out = {}
+    for key, value in info.items():
+        if isinstance(value, dict):
+            out[key] = {k: float(v[0]) for k, v in value.items()}
+        elif value.ndim > 1:
+            out[key] = value[0]
+        else:
+            item = value[0].item()
+            # Missing values (no self-report this step, no battery history yet)
+            # are NaN in batched info and None here, so equality checks hold.
+            out[key] = None if isinstance(item, float) and item != item else item
+    return out
