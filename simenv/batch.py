@@ -28,6 +28,59 @@ from simenv.reward import ENERGY_UNIT_W, TERMS, RewardWeights
 
 ACTION_MODES = ("on_off", "levels", "continuous")
 
+# Output columns summed over a decision: the five reward terms' raw sums, then
+# drawn energy, stimulation energy, mild and seizure events.
+_ACC_COLS = np.array(
+    [
+        L.O_PAIN_NRS,
+        L.O_HIGH_PAIN,
+        L.O_STIM_ENERGY_J,
+        L.O_SIDE_EFFECT_EXPECTED,
+        L.O_SWITCHED,
+        L.O_STIM_ENERGY_J,
+        L.O_DRAWN_ENERGY_J,
+        L.O_MILD_EVENT,
+        L.O_SEIZURE_EVENT,
+    ]
+)
+# info keys read from the state (after the step), then derived ones.
+_STATE_INFO_COLS = {
+    "elapsed_s": L.S_TIME_S,
+    "tolerance": L.S_TOLERANCE,
+    "relief_fraction": L.S_RELIEF,
+    "amplitude_ma": L.S_AMPLITUDE_MA,
+    "stim_energy_total_j": L.S_ENERGY_STIM_J,
+    "battery_drawn_total_j": L.S_ENERGY_DRAWN_J,
+    "side_effect_burden": L.S_BURDEN,
+    "mild_events_total": L.S_MILD_EVENTS,
+    "seizure_events_total": L.S_SEIZURE_EVENTS,
+    "switches_total": L.S_SWITCHES,
+    "on_time_total_s": L.S_ON_TIME_S,
+}
+_STATE_COLS = np.array(list(_STATE_INFO_COLS.values()))
+STATE_INFO: tuple[str, ...] = (*_STATE_INFO_COLS, "battery_energy_left_j", "battery_life_years", "time_of_day_h")
+# info keys of the last simulator step of the decision.
+_OUT_INFO_COLS = {
+    "pain_nrs": L.O_PAIN_NRS,
+    "pain_drive_nrs": L.O_DRIVE_NRS,
+    "relief_nrs": L.O_RELIEF_NRS,
+    "relief_lost_nrs": L.O_RELIEF_LOST_NRS,
+    "efficacy": L.O_EFFICACY,
+    "asleep": L.O_ASLEEP,
+    "on_fraction": L.O_ON_FRACTION,
+}
+_OUT_COLS = np.array(list(_OUT_INFO_COLS.values()))
+# Sums over the decision, then the self-report made in it (NaN if none).
+STEP_INFO: tuple[str, ...] = (
+    *STATE_INFO,
+    *_OUT_INFO_COLS,
+    "stim_energy_j",
+    "battery_drawn_j",
+    "mild_events",
+    "seizure_events",
+    "self_report",
+)
+
 
 @dataclass(frozen=True)
 class EnvSettings:
@@ -120,6 +173,11 @@ class PainStimBatch:
         self.settings = settings or EnvSettings()
         self.reward_weights = reward or RewardWeights()
         self._w = np.array(self.reward_weights.as_tuple())
+        # Raw sums -> reward terms: energy J/step -> mean power in 100 uW units,
+        # expected events/step -> events per day.
+        dt = self.settings.dt_s
+        self._term_scale = np.array([1.0, 1.0, 1.0 / (dt * ENERGY_UNIT_W), SECONDS_PER_DAY / dt, 1.0])
+        self._hour: np.ndarray | None = None
         s = self.settings
         self.n = len(patients)
         self.core = BatchedCore(self.n, dt_s=s.dt_s, start_hour=s.start_hour, debug_checks=s.debug_checks)
@@ -137,7 +195,6 @@ class PainStimBatch:
         self.slot_episode = np.zeros(self.n, dtype=np.int64)
         self._pool_rng: np.random.Generator | None = None
         self._next_pool_episode = 0
-        self._decisions_since_reset = np.zeros(self.n, dtype=np.int64)
         self.action_space = self._make_action_space()
         self.observation_space = self._make_observation_space()
 
@@ -186,7 +243,11 @@ class PainStimBatch:
             return np.minimum(amps, self.core.amplitude_max_ma)
         a = a.reshape(-1)
         n_actions = 2 if mode == "on_off" else self.settings.n_levels
-        if a.shape != (self.n,) or not np.all(np.isfinite(a.astype(np.float64))) or np.any(a != np.round(a)) or np.any((a < 0) | (a >= n_actions)):
+        if a.dtype.kind in "iu":
+            ok = a.shape == (self.n,) and bool(((a >= 0) & (a < n_actions)).all())
+        else:  # floats must still be whole numbers (NaN fails every comparison)
+            ok = a.shape == (self.n,) and bool(((a >= 0) & (a < n_actions) & (a == np.round(a))).all())
+        if not ok:
             raise PainloopError(
                 "PL-ACTION-INVALID",
                 f"{mode} actions {np.asarray(actions).ravel()[:8]!r} (shape {np.shape(actions)}); "
@@ -251,7 +312,7 @@ class PainStimBatch:
         # Before the first step the device has no band power yet: the history
         # starts at the calibration mean (normalised 0).
         self._history[idx] = 0.0
-        self._decisions_since_reset[idx] = 0
+        self._hour = None  # the clock of the reset slots changed
 
     # ------------------------------------------------------------- stepping
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict]:
@@ -260,51 +321,46 @@ class PainStimBatch:
         Slots whose episode ends are reported ``truncated``; they are not reset
         here (front ends choose same-step or next-step autoreset).
         """
+        obs, reward, terminated, truncated = self.step_arrays(actions)
+        return obs, reward, terminated, truncated, self.step_info()
+
+    def step_arrays(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``step`` without building the info dict (``step_info()`` builds it on demand)."""
         target = self.amplitudes_for(actions)
         core = self.core
-        k = self.settings.steps_per_decision
         horizon = self.settings.horizon_steps
-        sums = np.zeros((self.n, 5))  # pain, high pain, stim J, expected side effects, switches
-        drawn = np.zeros(self.n)
-        steps_done = np.zeros(self.n)
-        report = np.full(self.n, np.nan)
-        events = np.zeros((self.n, 2))
-        for _ in range(k):
-            active = core.state[:, L.S_STEPS] < horizon
-            if not active.all():
+        k = self.settings.steps_per_decision
+        if k == 1 and core.state[:, L.S_STEPS].max() < horizon:
+            # Fast path (one simulator step, every slot inside its episode).
+            out = core.step(target)
+            acc = out[:, _ACC_COLS]
+            report = out[:, L.O_REPORT_NRS].copy()
+            self._push_history()
+            terms = acc[:, :5] * self._term_scale
+        else:
+            acc = np.zeros((self.n, len(_ACC_COLS)))
+            steps_done = np.zeros(self.n)
+            report = np.full(self.n, np.nan)
+            for _ in range(k):
+                active = core.state[:, L.S_STEPS] < horizon
                 if not active.any():
                     break
-            out = core.step(target)
-            w = active.astype(np.float64)
-            sums[:, 0] += w * out[:, L.O_PAIN_NRS]
-            sums[:, 1] += w * out[:, L.O_HIGH_PAIN]
-            sums[:, 2] += w * out[:, L.O_STIM_ENERGY_J]
-            sums[:, 3] += w * out[:, L.O_SIDE_EFFECT_EXPECTED]
-            sums[:, 4] += w * out[:, L.O_SWITCHED]
-            drawn += w * out[:, L.O_DRAWN_ENERGY_J]
-            events[:, 0] += w * out[:, L.O_MILD_EVENT]
-            events[:, 1] += w * out[:, L.O_SEIZURE_EVENT]
-            steps_done += w
-            has_report = ~np.isnan(out[:, L.O_REPORT_NRS])
-            if has_report.any():
-                report = np.where(has_report & active, out[:, L.O_REPORT_NRS], report)
-            self._push_history()
-        n_steps = np.maximum(steps_done, 1.0)
-        duration_s = n_steps * self.settings.dt_s
-        terms = np.empty((self.n, len(TERMS)))
-        terms[:, 0] = sums[:, 0] / n_steps
-        terms[:, 1] = sums[:, 1] / n_steps
-        terms[:, 2] = sums[:, 2] / duration_s / ENERGY_UNIT_W
-        terms[:, 3] = sums[:, 3] / duration_s * SECONDS_PER_DAY
-        terms[:, 4] = sums[:, 4]
+                out = core.step(target)
+                acc += out[:, _ACC_COLS] * active[:, None]
+                steps_done += active
+                r = out[:, L.O_REPORT_NRS]
+                report = np.where(~np.isnan(r) & active, r, report)
+                self._push_history()
+            terms = acc[:, :5] * self._term_scale
+            terms[:, :4] /= np.maximum(steps_done, 1.0)[:, None]  # means; switching stays a count
         reward = -(terms @ self._w)
-        self._decisions_since_reset += 1
         truncated = core.state[:, L.S_STEPS] >= horizon
         if truncated.any():
             core.check_finite(np.flatnonzero(truncated), when="end of episode")
         terminated = np.zeros(self.n, dtype=bool)
-        info = self._info(terms, sums[:, 2], drawn, report, events)
-        return self.observe(), reward, terminated, truncated, info
+        self._hour = core.time_of_day_h()
+        self._pack_step_info(terms, acc, report)
+        return self.observe(self._hour), reward, terminated, truncated
 
     def _push_history(self) -> None:
         h = self._history
@@ -313,14 +369,15 @@ class PainStimBatch:
         np.multiply(self.core.features_db - self.norm_mean, self.norm_scale, out=h[:, 0])
 
     # ------------------------------------------------------------- observation
-    def observe(self) -> np.ndarray:
+    def observe(self, hour: np.ndarray | None = None) -> np.ndarray:
         """Observation batch, float32, shape (n_slots, obs_dim); never the latent pain."""
         st = self.core.state
         n_hist = L.N_FEATURES * (self.settings.feature_history + 1)
         obs = np.empty((self.n, self.obs_dim), dtype=np.float32)
         obs[:, :n_hist] = self._history.reshape(self.n, -1)
-        hour = self.core.time_of_day_h()
-        angle = 2.0 * np.pi * hour / 24.0
+        if hour is None:
+            hour = self.core.time_of_day_h()
+        angle = (2.0 * np.pi / 24.0) * hour
         obs[:, n_hist] = st[:, L.S_AMPLITUDE_MA] / self.core.amplitude_max_ma
         obs[:, n_hist + 1] = np.log1p(st[:, L.S_SINCE_SWITCH_S] / SECONDS_PER_HOUR)
         obs[:, n_hist + 2 : n_hist + 5] = st[:, L.S_DUTY_30MIN : L.S_DUTY_7D + 1]
@@ -334,55 +391,52 @@ class PainStimBatch:
         return obs
 
     # ------------------------------------------------------------- info
-    def _common_info(self) -> dict:
+    def _packed_state_info(self, n_extra: int) -> np.ndarray:
+        """State-derived info as one (n_slots, len(STATE_INFO) + n_extra) array (one copy)."""
         st = self.core.state
-        elapsed = np.maximum(st[:, L.S_TIME_S], 1e-9)
-        mean_draw_w = st[:, L.S_ENERGY_DRAWN_J] / elapsed
-        life = np.where(st[:, L.S_TIME_S] > 0, self._capacity_j / np.maximum(mean_draw_w, 1e-30) / SECONDS_PER_YEAR, np.nan)
-        return {
-            "patient_uid": self._uids.copy(),
-            "patient_index": self._indices.copy(),
-            "episode": self.slot_episode.copy(),
-            "time_of_day_h": self.core.time_of_day_h(),
-            "elapsed_s": st[:, L.S_TIME_S].copy(),
-            "tolerance": st[:, L.S_TOLERANCE].copy(),
-            "relief_fraction": st[:, L.S_RELIEF].copy(),
-            "amplitude_ma": st[:, L.S_AMPLITUDE_MA].copy(),
-            "stim_energy_total_j": st[:, L.S_ENERGY_STIM_J].copy(),
-            "battery_drawn_total_j": st[:, L.S_ENERGY_DRAWN_J].copy(),
-            "battery_energy_left_j": self._capacity_j - st[:, L.S_ENERGY_DRAWN_J],
-            "battery_life_years": life,
-            "side_effect_burden": st[:, L.S_BURDEN].copy(),
-            "mild_events_total": st[:, L.S_MILD_EVENTS].copy(),
-            "seizure_events_total": st[:, L.S_SEIZURE_EVENTS].copy(),
-            "switches_total": st[:, L.S_SWITCHES].copy(),
-            "on_time_total_s": st[:, L.S_ON_TIME_S].copy(),
-            "features_raw": self.core.features_db.copy(),
-        }
+        packed = np.empty((self.n, len(STATE_INFO) + n_extra))
+        packed[:, : len(_STATE_COLS)] = st[:, _STATE_COLS]
+        i = len(_STATE_COLS)
+        packed[:, i] = self._capacity_j - st[:, L.S_ENERGY_DRAWN_J]
+        # Projected life of a full battery at the mean draw so far (NaN before any time has passed).
+        drawn = st[:, L.S_ENERGY_DRAWN_J]
+        life = packed[:, i + 1]
+        life[:] = np.where(st[:, L.S_TIME_S] > 0, np.inf, np.nan)
+        np.divide(
+            self._capacity_j * st[:, L.S_TIME_S] / SECONDS_PER_YEAR, drawn, out=life, where=drawn > 0
+        )
+        packed[:, i + 2] = self._hour if self._hour is not None else self.core.time_of_day_h()
+        return packed
+
+    def _ids(self) -> dict:
+        return {"patient_uid": self._uids.copy(), "patient_index": self._indices.copy(), "episode": self.slot_episode.copy()}
 
     def info_after_reset(self) -> dict:
-        info = self._common_info()
+        """Info at reset: identity and state-derived values; ``features_raw`` is the calibration mean."""
+        packed = self._packed_state_info(0)
+        info = {name: packed[:, i] for i, name in enumerate(STATE_INFO)}
+        info.update(self._ids())
         info["features_raw"] = self.norm_mean.copy()  # no band power measured yet
         return info
 
-    def _info(self, terms: np.ndarray, stim_j: np.ndarray, drawn_j: np.ndarray, report: np.ndarray, events: np.ndarray) -> dict:
-        out = self.core.outputs
-        info = self._common_info()
-        info.update(
-            pain_nrs=out[:, L.O_PAIN_NRS].copy(),
-            pain_drive_nrs=out[:, L.O_DRIVE_NRS].copy(),
-            relief_nrs=out[:, L.O_RELIEF_NRS].copy(),
-            relief_lost_nrs=out[:, L.O_RELIEF_LOST_NRS].copy(),
-            efficacy=out[:, L.O_EFFICACY].copy(),
-            asleep=out[:, L.O_ASLEEP].astype(bool),
-            on_fraction=out[:, L.O_ON_FRACTION].copy(),
-            stim_energy_j=stim_j,
-            battery_drawn_j=drawn_j,
-            mild_events=events[:, 0],
-            seizure_events=events[:, 1],
-            self_report=report,
-            reward_terms={name: terms[:, i].copy() for i, name in enumerate(TERMS)},
-        )
+    def _pack_step_info(self, terms: np.ndarray, acc: np.ndarray, report: np.ndarray) -> None:
+        """Store the decision's info as packed arrays: ``last_info`` (STEP_INFO columns), ``last_terms``."""
+        packed = self._packed_state_info(len(_OUT_COLS) + 5)
+        j = len(STATE_INFO)
+        packed[:, j : j + len(_OUT_COLS)] = self.core.outputs[:, _OUT_COLS]
+        j += len(_OUT_COLS)
+        packed[:, j : j + 4] = acc[:, 5:9]
+        packed[:, j + 4] = report
+        self.last_info = packed
+        self.last_terms = terms
+
+    def step_info(self) -> dict:
+        """Info of the last decision, batched: latent quantities, energies, events, reward terms."""
+        packed = self.last_info
+        info = {name: packed[:, i] for i, name in enumerate(STEP_INFO)}
+        info.update(self._ids())
+        info["features_raw"] = self.core.features_db.copy()
+        info["reward_terms"] = {name: self.last_terms[:, i] for i, name in enumerate(TERMS)}
         return info
 
     # ------------------------------------------------------------- helpers

@@ -154,6 +154,7 @@ class BatchedCore:
         self.mean_db = np.zeros((n, L.N_FEATURES))
         self.gain_db_per_nrs = np.zeros((n, L.N_FEATURES))
         self.amplitude_max_ma = np.zeros(n)
+        self._amplitude_ceiling_ma = np.zeros(n)  # max plus rounding slack
         self.outputs = np.zeros((n, L.N_OUTPUTS))
         self.features_db = np.zeros((n, L.N_FEATURES))
         self.noise = NoiseStreams(n)
@@ -188,6 +189,7 @@ class BatchedCore:
         self.params[slot] = param_row(prm, self.dt_s, self.start_hour)
         self.mean_db[slot], self.gain_db_per_nrs[slot] = _biomarker_layout(prm, patient.uid)
         self.amplitude_max_ma[slot] = prm.stimulation.amplitude_max_ma
+        self._amplitude_ceiling_ma[slot] = prm.stimulation.amplitude_max_ma + 1e-9
         z, u = self.noise.start(slot, seed, patient.uid, episode)
         s = self.state[slot]
         s[:] = 0.0
@@ -209,21 +211,23 @@ class BatchedCore:
                 "PL-ACTION-INVALID",
                 f"amplitude array has shape {target.shape}; allowed: ({self.n_slots},), one per patient slot.",
             )
-        if not np.all(np.isfinite(target)) or np.any(target < 0.0):
-            bad = int(np.flatnonzero(~np.isfinite(target) | (target < 0.0))[0])
+        # One vectorised test on the hot path (NaN fails both comparisons);
+        # the diagnosis below runs only when something is wrong.
+        if ((target >= 0.0) & (target <= self._amplitude_ceiling_ma)).all():
+            return target
+        invalid = ~np.isfinite(target) | (target < 0.0)
+        if invalid.any():
+            bad = int(np.flatnonzero(invalid)[0])
             raise PainloopError(
                 "PL-ACTION-INVALID",
                 f"amplitude {target[bad]!r} mA requested for slot {bad}; allowed: finite values >= 0 mA.",
             )
-        over = target > self.amplitude_max_ma + 1e-9
-        if np.any(over):
-            bad = int(np.flatnonzero(over)[0])
-            raise UnsafeStimulationError(
-                "PL-SAFETY-AMPLITUDE",
-                f"amplitude {target[bad]:g} mA requested for slot {bad} exceeds its safe ceiling "
-                f"stimulation.amplitude_max_ma={self.amplitude_max_ma[bad]:g} mA; refused, not clipped.",
-            )
-        return target
+        bad = int(np.flatnonzero(target > self._amplitude_ceiling_ma)[0])
+        raise UnsafeStimulationError(
+            "PL-SAFETY-AMPLITUDE",
+            f"amplitude {target[bad]:g} mA requested for slot {bad} exceeds its safe ceiling "
+            f"stimulation.amplitude_max_ma={self.amplitude_max_ma[bad]:g} mA; refused, not clipped.",
+        )
 
     def step(self, target_ma: np.ndarray) -> np.ndarray:
         """Advance every slot by ``dt_s`` toward the commanded amplitudes (mA, shape (n_slots,)).

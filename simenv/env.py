@@ -8,7 +8,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from simenv.batch import EnvSettings, PainStimBatch
+from simenv.batch import STEP_INFO, EnvSettings, PainStimBatch
 from simenv.cohort import Patient, load_patient_yaml, resolve_patients
 from simenv.errors import PainloopError
 from simenv.reward import TERMS, RewardWeights
@@ -80,23 +80,45 @@ class PainStimEnv(gym.Env):
     def step(self, action):
         if self._needs_reset:
             raise PainloopError("PL-ENV-ORDER", "step() called before reset() or after the episode ended; call reset().")
-        obs, reward, terminated, truncated, info = self.batch.step(np.asarray(action)[None, ...])
+        b = self.batch
+        obs, reward, terminated, truncated = b.step_arrays(np.asarray(action)[None, ...])
         done = bool(terminated[0] or truncated[0])
         self._needs_reset = done
-        return obs[0], float(reward[0]), bool(terminated[0]), bool(truncated[0]), _unbatch(info)
+        return obs[0], float(reward[0]), bool(terminated[0]), bool(truncated[0]), self._info()
+
+    def _info(self) -> dict:
+        """Info of the last step as Python scalars, built straight from the packed arrays."""
+        b = self.batch
+        info = dict(zip(STEP_INFO, b.last_info[0].tolist(), strict=True))
+        for key in _MAYBE_MISSING:
+            if info[key] != info[key]:
+                info[key] = None
+        info["patient_uid"] = self.patient.uid
+        info["patient_index"] = self.patient.index
+        info["episode"] = int(b.slot_episode[0])
+        info["features_raw"] = b.core.features_db[0].copy()
+        info["reward_terms"] = dict(zip(TERMS, b.last_terms[0].tolist(), strict=True))
+        return info
+
+
+# Info values that are NaN when absent (batched) and None in the single env.
+_MAYBE_MISSING = ("self_report", "battery_life_years")
 
 
 def _unbatch(info: dict) -> dict:
-    """Slot 0 of a batched info dict (nested dicts too), as Python scalars or arrays; NaN becomes None."""
-    out = {}
+    """Slot 0 of a batched info dict as Python scalars (arrays stay arrays); NaN becomes None.
+
+    Missing values (no self-report in this step, no battery history yet) are
+    NaN in batched info and None here, so that equality checks hold.
+    """
+    scalars = [k for k, v in info.items() if not isinstance(v, dict) and v.ndim == 1]
+    values = np.array([info[k][0] for k in scalars], dtype=np.float64).tolist()
+    out: dict = {k: (None if v != v else v) for k, v in zip(scalars, values, strict=True)}
+    for key in ("patient_uid", "patient_index", "episode"):
+        out[key] = int(info[key][0])
     for key, value in info.items():
         if isinstance(value, dict):
-            out[key] = {k: float(v[0]) for k, v in value.items()}
+            out[key] = dict(zip(value, np.array([v[0] for v in value.values()]).tolist(), strict=True))
         elif value.ndim > 1:
             out[key] = value[0]
-        else:
-            item = value[0].item()
-            # Missing values (no self-report this step, no battery history yet)
-            # are NaN in batched info and None here, so equality checks hold.
-            out[key] = None if isinstance(item, float) and item != item else item
     return out

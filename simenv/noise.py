@@ -55,6 +55,8 @@ class NoiseStreams:
         self.position = np.zeros(n_slots, dtype=np.int64)
         self._gen_normal: list[np.random.Generator | None] = [None] * n_slots
         self._gen_uniform: list[np.random.Generator | None] = [None] * n_slots
+        # Steps until the first slot runs out: advance() is O(1) until then.
+        self._steps_left = self.chunk_steps
 
     def start(self, slot: int, seed: int, uid: int, episode: int) -> tuple[np.ndarray, np.ndarray]:
         """Begin a slot's episode; return its initial-state draws (normals, uniforms)."""
@@ -73,10 +75,14 @@ class NoiseStreams:
         gn.standard_normal(out=self.normals[slot])
         gu.random(out=self.uniforms[slot])
         self.position[slot] = 0
+        self._steps_left = int(self.chunk_steps - self.position.max())
 
     def advance(self) -> None:
         """Move every slot to its next step's draws, refilling exhausted chunks."""
         self.position += 1
-        exhausted = np.flatnonzero(self.position >= self.chunk_steps)
-        for slot in exhausted:
+        self._steps_left -= 1
+        if self._steps_left > 0:
+            return
+        for slot in np.flatnonzero(self.position >= self.chunk_steps):
             self._fill(int(slot))
+        self._steps_left = int(self.chunk_steps - self.position.max())
