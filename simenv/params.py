@@ -120,7 +120,7 @@ class ReliefParams(_Validated):
     max_relief_fraction: float = param(0.45, 0.0, 1.0, "largest fraction of pain above the floor that stimulation removes", "*assumed*: median 0.45 (0.1-0.9), DBS 20-70% responders")
     floor_nrs: float = param(2.0, 0.0, 10.0, "pain below this level is not relieved", "*assumed*: 2 NRS (0-4)")
     half_effect_charge_uc: float = param(0.2, 0.001, 10.0, "charge per phase for half the maximal effect", "*assumed*: near 2 mA at 100 us", low_open=True)
-    hill_coefficient: float = param(3.0, 0.5, 10.0, "steepness of the saturating dose-response", "*assumed*")
+    hill_coefficient: float = param(4.0, 0.5, 10.0, "steepness of the saturating dose-response (4: 84% of the maximal effect at 3 mA, 100 us)", "*assumed*")
     onset_tau_min: float = param(5.0, 0.1, 240.0, "time constant of relief rising while stimulating", "*assumed*: 5 min (1-60)")
     carryover_tau_min: float = param(30.0, 0.5, 2880.0, "time constant of relief decaying after stimulation stops", "*assumed* for DBS: median 30 min (5 min-5 h); SCS: 5 h (EChO)")
 
