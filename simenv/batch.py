@@ -192,6 +192,7 @@ class PainStimBatch:
         self.obs_dim = len(self.obs_names)
         self._history = np.zeros((self.n, s.feature_history + 1, L.N_FEATURES))
         self.seed_value = 0
+        self._started = False
         self.slot_episode = np.zeros(self.n, dtype=np.int64)
         self._pool_rng: np.random.Generator | None = None
         self._next_pool_episode = 0
@@ -273,6 +274,10 @@ class PainStimBatch:
     # ------------------------------------------------------------- resets
     def reset(self, seed: int | None = None, slots: Sequence[int] | None = None) -> tuple[np.ndarray, dict]:
         """Start new episodes; ``seed`` re-seeds every slot with the same value (DESIGN.md)."""
+        if seed is None and not self._started:
+            # Like Gymnasium: a first reset without a seed draws one from OS
+            # entropy (``seed_value`` tells which), so episode 0 is still played.
+            seed = int(np.random.SeedSequence().entropy % (2**63))
         if seed is not None:
             if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
                 raise PainloopError("PL-ENV-ARG", f"seed={seed!r}; allowed: a whole number >= 0.")
@@ -283,6 +288,7 @@ class PainStimBatch:
             first = True
         else:
             first = False
+        self._started = True
         idx = np.arange(self.n) if slots is None else np.asarray(list(slots), dtype=np.int64)
         self._reset_slots(idx, advance=not first)
         return self.observe(), self.info_after_reset()
@@ -353,7 +359,10 @@ class PainStimBatch:
                 self._push_history()
             terms = acc[:, :5] * self._term_scale
             terms[:, :4] /= np.maximum(steps_done, 1.0)[:, None]  # means; switching stays a count
-        reward = -(terms @ self._w)
+        # Term by term in a fixed order (not BLAS), so a slot's reward is
+        # bit-identical whatever the batch size.
+        w = self._w
+        reward = -(terms[:, 0] * w[0] + terms[:, 1] * w[1] + terms[:, 2] * w[2] + terms[:, 3] * w[3] + terms[:, 4] * w[4])
         truncated = core.state[:, L.S_STEPS] >= horizon
         if truncated.any():
             core.check_finite(np.flatnonzero(truncated), when="end of episode")

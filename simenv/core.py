@@ -95,7 +95,7 @@ def param_row(params: PatientParams, dt_s: float, start_hour: float) -> np.ndarr
     # P = I^2 R f PW with I in A and PW in s: (1e-3)^2 * 1e-6 per mA^2 * us.
     row[L.P_POWER_W_PER_MA2] = 1e-6 * st.impedance_ohm * st.frequency_hz * st.pulse_width_us * 1e-6
     row[L.P_RAMP_MA_PER_S] = st.ramp_ma_per_s
-    row[L.P_AMP_MAX_MA] = st.amplitude_max_ma if st.amplitude_max_ma > 0 else 1.0
+    row[L.P_AMP_MAX_MA] = st.amplitude_max_ma
     row[L.P_MILD_RATE_PER_S] = se.mild_max_rate_per_day / SECONDS_PER_DAY
     row[L.P_MILD_HALF_UC] = se.mild_half_charge_uc
     row[L.P_MILD_SLOPE_UC] = se.mild_slope_charge_uc

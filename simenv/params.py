@@ -177,7 +177,7 @@ class StimulationParams(_Validated):
 
     _group = "stimulation"
     on_amplitude_ma: float = param(3.0, 0.0, 25.5, "amplitude of 'on' in on_off mode", "UCSF patient: 3.0 mA")
-    amplitude_max_ma: float = param(5.0, 0.0, 25.5, "amplitude ceiling of the levels and continuous modes", "UCSF patient: 0-5 mA (4.5 mA ceiling)")
+    amplitude_max_ma: float = param(5.0, 0.0, 25.5, "amplitude ceiling of the levels and continuous modes", "UCSF patient: 0-5 mA (4.5 mA ceiling)", low_open=True)
     amplitude_step_ma: float = param(0.1, 0.01, 5.0, "amplitude resolution of the device", "RC+S: 0.1 mA")
     pulse_width_us: float = param(100.0, 10.0, 1000.0, "pulse width per phase", "UCSF patient: 60-180 us")
     frequency_hz: float = param(110.0, 1.0, 1000.0, "pulse rate", "UCSF patient: 55 or 110 Hz")
@@ -224,7 +224,7 @@ class BatteryParams(_Validated):
     """Battery draw beyond the stimulation energy itself."""
 
     _group = "battery"
-    overhead_uw: float = param(20.0, 0.0, 10_000.0, "constant draw for sensing and telemetry", "*assumed*: ~20 uW")
+    overhead_uw: float = param(20.0, 0.0, 10_000.0, "constant draw for sensing and telemetry (> 0: every implant senses)", "*assumed*: ~20 uW", low_open=True)
     efficiency: float = param(0.5, 0.01, 1.0, "conversion efficiency from battery to tissue", "*assumed*: 0.5")
     capacity_j: float = param(30_000.0, 1.0, 1e7, "usable battery energy", "*assumed*: gives 4.4 years of continuous default stimulation")
 

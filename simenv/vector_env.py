@@ -71,6 +71,14 @@ class PainStimVectorEnv(VectorEnv):
             idx = np.flatnonzero(done)
             self.batch._reset_slots(idx, advance=True)
             obs = self.batch.observe()
+            # Gymnasium reports the reset's info for the slots that reset now.
+            reset_info = self.batch.info_after_reset()
+            for key, value in reset_info.items():
+                info[key][idx] = value[idx]
+            for value in info["reward_terms"].values():
+                value[idx] = 0.0
+            for key in set(info) - set(reset_info) - {"reward_terms"}:
+                info[key][idx] = np.nan
             reward[idx] = 0.0
             terminated[idx] = False
             truncated[idx] = False
