@@ -1,0 +1,186 @@
+"""A biomarker detector as an implant runs it, and its plain-data configuration.
+
+``DetectorConfig`` is what the clinic calibration produces and what the
+export writes into a device config (``painloop.controller/v1``), field for
+field. ``DetectorEngine`` executes a batch of them step by step, the way the
+Summit RC+S embedded linear discriminant does (DESIGN.md, "Controller
+configs"):
+
+- score y = sum_i w_i * m_i * (x_i - s_i) over at most 4 band-power inputs,
+  with weights, normalisation and thresholds on the fixed-point grid
+  (real = integer / 2^F);
+- raw state: single threshold, 1 if y > B0 else 0; dual threshold, 0 if
+  y <= B0, 2 if y > B1, else 1;
+- one simulator step is one detector update; a higher state takes effect
+  after ``onset_updates + 1`` consecutive updates asking for it, a lower one
+  after ``termination_updates + 1`` (0 means at once);
+- after a state change, the next ``blank_steps`` updates are ignored
+  (blanking rounded up to whole steps); ``holdoff_updates`` updates are
+  ignored after start-up.
+
+The band powers ``x`` are the simulator's log band powers (dB): the device
+would hold linear powers in its own integer units; the arithmetic is the same.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from simenv import layout as L
+from simenv.errors import PainloopError
+
+MAX_INPUTS = 4
+
+
+def to_fixed_point(value: float, fractional_bits: int) -> float:
+    """Round to the device grid: the nearest multiple of 2^-F."""
+    scale = float(1 << fractional_bits)
+    return round(value * scale) / scale
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    """One patient's detector, in human units on the device's fixed-point grid.
+
+    ``inputs`` are feature names from ``simenv.layout.FEATURE_NAMES``
+    (site_band); ``weight``, ``norm_subtract`` and ``norm_multiply`` have one
+    entry per input; thresholds and vectors are already multiples of 2^-F.
+    """
+
+    inputs: tuple[str, ...]
+    weight: tuple[float, ...]
+    norm_subtract: tuple[float, ...]
+    norm_multiply: tuple[float, ...]
+    threshold_low: float
+    threshold_high: float
+    dual_threshold: bool = False
+    fft_interval_ms: int = 500
+    update_rate_fft_intervals: int = 60
+    onset_updates: int = 0
+    termination_updates: int = 4
+    holdoff_updates: int = 0
+    blank_fft_intervals: int = 30
+    fractional_fixed_point: int = 8
+    # Provenance of the fit (not executed by the device).
+    fit: dict = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        n = len(self.inputs)
+        if not 1 <= n <= MAX_INPUTS:
+            raise PainloopError(
+                "PL-DETECTOR-CONFIG", f"detector inputs {list(self.inputs)}: allowed 1 to {MAX_INPUTS} power bands."
+            )
+        unknown = [i for i in self.inputs if i not in L.FEATURE_NAMES]
+        if unknown:
+            raise PainloopError(
+                "PL-DETECTOR-CONFIG", f"detector inputs {unknown} are not features; allowed: {list(L.FEATURE_NAMES)}."
+            )
+        for name in ("weight", "norm_subtract", "norm_multiply"):
+            values = getattr(self, name)
+            if len(values) != n or not all(math.isfinite(v) for v in values):
+                raise PainloopError(
+                    "PL-DETECTOR-CONFIG", f"detector {name}={list(values)}: allowed {n} finite numbers, one per input."
+                )
+        if not (math.isfinite(self.threshold_low) and math.isfinite(self.threshold_high)):
+            raise PainloopError("PL-DETECTOR-CONFIG", "detector thresholds must be finite numbers.")
+        if self.dual_threshold and self.threshold_high < self.threshold_low:
+            raise PainloopError(
+                "PL-DETECTOR-CONFIG",
+                f"threshold_high={self.threshold_high:g} < threshold_low={self.threshold_low:g}; allowed: high >= low.",
+            )
+        for name in ("onset_updates", "termination_updates", "holdoff_updates", "blank_fft_intervals", "fft_interval_ms", "update_rate_fft_intervals", "fractional_fixed_point"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or int(value) != value or value < 0:
+                raise PainloopError("PL-DETECTOR-CONFIG", f"detector {name}={value!r}; allowed: a whole number >= 0.")
+
+    @property
+    def update_period_s(self) -> float:
+        return self.fft_interval_ms * self.update_rate_fft_intervals / 1000.0
+
+    def blank_steps(self, dt_s: float) -> int:
+        """Blanking in whole simulator steps (rounded up)."""
+        return int(math.ceil(self.blank_fft_intervals * self.fft_interval_ms / 1000.0 / dt_s - 1e-9))
+
+    def check_step(self, dt_s: float) -> None:
+        """One simulator step must be one detector update (DESIGN.md)."""
+        if abs(self.update_period_s - dt_s) > 1e-9:
+            raise PainloopError(
+                "PL-DETECTOR-CONFIG",
+                f"fft_interval_ms * update_rate_fft_intervals = {self.update_period_s * 1000:g} ms but the "
+                f"simulator step is dt_s={dt_s:g} s; allowed: equal (one step per detector update).",
+            )
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["inputs"] = list(self.inputs)
+        for key in ("weight", "norm_subtract", "norm_multiply"):
+            data[key] = list(data[key])
+        return data
+
+
+class DetectorEngine:
+    """Run a batch of detectors update by update (one slot per config)."""
+
+    def __init__(self, configs: Sequence[DetectorConfig], dt_s: float = 30.0) -> None:
+        n = len(configs)
+        self.n = n
+        for c in configs:
+            c.check_step(dt_s)
+        self.index = np.zeros((n, MAX_INPUTS), dtype=np.int64)
+        self.gain = np.zeros((n, MAX_INPUTS))  # w * m, zero for unused inputs
+        self.subtract = np.zeros((n, MAX_INPUTS))
+        for i, c in enumerate(configs):
+            k = len(c.inputs)
+            self.index[i, :k] = [L.FEATURE_NAMES.index(name) for name in c.inputs]
+            self.gain[i, :k] = np.array(c.weight) * np.array(c.norm_multiply)
+            self.subtract[i, :k] = c.norm_subtract
+        self.b0 = np.array([c.threshold_low for c in configs])
+        self.b1 = np.array([c.threshold_high if c.dual_threshold else math.inf for c in configs])
+        self.dual = np.array([c.dual_threshold for c in configs])
+        self.onset = np.array([c.onset_updates for c in configs], dtype=np.int64)
+        self.termination = np.array([c.termination_updates for c in configs], dtype=np.int64)
+        self.blank = np.array([c.blank_steps(dt_s) for c in configs], dtype=np.int64)
+        self.holdoff = np.array([c.holdoff_updates for c in configs], dtype=np.int64)
+        self.reset()
+
+    def reset(self) -> None:
+        n = self.n
+        self.state = np.zeros(n, dtype=np.int64)
+        self.count = np.zeros(n, dtype=np.int64)  # consecutive updates asking for a change
+        self.pending = np.zeros(n, dtype=np.int64)  # the state they ask for
+        self.blank_left = np.zeros(n, dtype=np.int64)
+        self.holdoff_left = self.holdoff.copy()
+        self.last_score = np.zeros(n)
+
+    def score(self, features: np.ndarray) -> np.ndarray:
+        """Detector output y for raw band powers of shape (n, N_FEATURES)."""
+        x = np.take_along_axis(features, self.index, axis=1)
+        return np.sum(self.gain * (x - self.subtract), axis=1)
+
+    def update(self, features: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+        """One detector update per slot (slots where ``mask`` is False are skipped); returns states."""
+        y = self.score(features)
+        self.last_score = y
+        active = np.ones(self.n, dtype=bool) if mask is None else np.asarray(mask, dtype=bool)
+        raw = np.where(y > self.b0, 1, 0)
+        raw = np.where(self.dual & (y > self.b1), 2, raw)
+        # Holdoff after start-up, then blanking after each change: updates ignored.
+        in_holdoff = active & (self.holdoff_left > 0)
+        self.holdoff_left = np.where(in_holdoff, self.holdoff_left - 1, self.holdoff_left)
+        blanked = active & ~in_holdoff & (self.blank_left > 0)
+        self.blank_left = np.where(blanked, self.blank_left - 1, self.blank_left)
+        live = active & ~in_holdoff & ~blanked
+        wants = live & (raw != self.state)
+        same_request = wants & (raw == self.pending)
+        self.count = np.where(wants, np.where(same_request, self.count + 1, 1), np.where(live, 0, self.count))
+        self.pending = np.where(wants, raw, self.pending)
+        needed = np.where(raw > self.state, self.onset + 1, self.termination + 1)
+        change = wants & (self.count >= needed)
+        self.state = np.where(change, raw, self.state)
+        self.count = np.where(change, 0, self.count)
+        self.blank_left = np.where(change, self.blank, self.blank_left)
+        return self.state
