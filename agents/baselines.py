@@ -103,11 +103,21 @@ class RandomOnOff(BasePolicy):
             self.p_on = np.where(duty < 1.0, np.clip(self.p_off * duty / np.maximum(1.0 - duty, 1e-12), 0.0, 1.0), 1.0)
         self.p_on = np.where(duty <= 0.0, 0.0, self.p_on)
         self.rngs = [np.random.Generator(np.random.PCG64(np.random.SeedSequence([self.seed, p.uid, 0xAD]))) for p in patients]
-        start = np.array([rng.random() for rng in self.rngs])
-        self.on = start < duty
+        self._draws = np.zeros((self.n, 0))
+        self._next = 0
+        self.on = self._uniforms() < duty
+
+    def _uniforms(self) -> np.ndarray:
+        """Next uniform per slot, from per-patient streams drawn ahead in chunks."""
+        if self._next >= self._draws.shape[1]:
+            self._draws = np.stack([rng.random(512) for rng in self.rngs])
+            self._next = 0
+        u = self._draws[:, self._next]
+        self._next += 1
+        return u
 
     def act(self, observations: np.ndarray, info: dict) -> np.ndarray:
-        u = np.array([rng.random() for rng in self.rngs])
+        u = self._uniforms()
         self.on = np.where(self.on, u >= self.p_off, u < self.p_on)
         return self.on.astype(np.int64)
 

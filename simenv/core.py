@@ -177,11 +177,15 @@ class BatchedCore:
             raise PainloopError(
                 "PL-ENV-ARG", f"initial_state='{initial_state}'; allowed: {list(INITIAL_STATES)}."
             )
-        for slot, patient, seed, episode in zip(slots, patients, seeds, episodes, strict=True):
-            self._reset_one(int(slot), patient, int(seed), int(episode), initial_state)
+        slots = [int(s) for s in slots]
+        z, u = self.noise.start_many(slots, seeds, [p.uid for p in patients], episodes)
+        for k, (slot, patient, seed, episode) in enumerate(zip(slots, patients, seeds, episodes, strict=True)):
+            self._reset_one(slot, patient, int(seed), int(episode), initial_state, z[k], u[k])
         self.check_finite(slots, when="reset")  # episode boundary: always checked
 
-    def _reset_one(self, slot: int, patient: Patient, seed: int, episode: int, initial_state: str) -> None:
+    def _reset_one(
+        self, slot: int, patient: Patient, seed: int, episode: int, initial_state: str, z: np.ndarray, u: np.ndarray
+    ) -> None:
         prm = patient.params
         self.patients[slot] = patient
         self.seeds[slot] = seed
@@ -190,7 +194,6 @@ class BatchedCore:
         self.mean_db[slot], self.gain_db_per_nrs[slot] = _biomarker_layout(prm, patient.uid)
         self.amplitude_max_ma[slot] = prm.stimulation.amplitude_max_ma
         self._amplitude_ceiling_ma[slot] = prm.stimulation.amplitude_max_ma + 1e-9
-        z, u = self.noise.start(slot, seed, patient.uid, episode)
         s = self.state[slot]
         s[:] = 0.0
         s[L.S_X_FAST] = prm.pain.fast_sd_nrs * z[L.N_FAST]

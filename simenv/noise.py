@@ -14,6 +14,9 @@ value; a test checks this.
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Sequence
+
 import numpy as np
 
 from simenv import layout as L
@@ -44,6 +47,12 @@ class NoiseStreams:
     ``normals[p, position[p]]`` and ``uniforms[p, position[p]]`` hold the draws
     of slot ``p`` for its current step. ``advance()`` moves every slot one
     step on and refills the chunks that ran out.
+
+    Slots started together with the same (seed, uid, episode) key, such as
+    one patient under several controllers in a paired evaluation, share one
+    stream: the leader slot draws and its followers copy the chunk. The
+    values are the same as with separate streams; only the drawing is done
+    once.
     """
 
     def __init__(self, n_slots: int, chunk_steps: int | None = None) -> None:
@@ -53,29 +62,70 @@ class NoiseStreams:
         self.normals = np.zeros((n_slots, c, L.N_NORMALS))
         self.uniforms = np.zeros((n_slots, c, L.N_UNIFORMS))
         self.position = np.zeros(n_slots, dtype=np.int64)
+        self.leader = np.arange(n_slots)  # slot whose stream each slot copies
         self._gen_normal: list[np.random.Generator | None] = [None] * n_slots
         self._gen_uniform: list[np.random.Generator | None] = [None] * n_slots
         # Steps until the first slot runs out: advance() is O(1) until then.
         self._steps_left = self.chunk_steps
 
     def start(self, slot: int, seed: int, uid: int, episode: int) -> tuple[np.ndarray, np.ndarray]:
-        """Begin a slot's episode; return its initial-state draws (normals, uniforms)."""
-        gn, gu = episode_streams(seed, uid, episode)
-        initial_normals = gn.standard_normal(N_INITIAL_NORMALS)
-        initial_uniforms = gu.random(N_INITIAL_UNIFORMS)
-        self._gen_normal[slot] = gn
-        self._gen_uniform[slot] = gu
-        self._fill(slot)
-        return initial_normals, initial_uniforms
+        """Begin one slot's episode; return its initial-state draws (normals, uniforms)."""
+        z, u = self.start_many([slot], [seed], [uid], [episode])
+        return z[0], u[0]
 
-    def _fill(self, slot: int) -> None:
+    def start_many(
+        self, slots: Sequence[int], seeds: Sequence[int], uids: Sequence[int], episodes: Sequence[int]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Begin episodes in several slots; return initial draws of shape (len(slots), ...)."""
+        slots = [int(s) for s in slots]
+        self._detach_followers_of(set(slots))
+        initial_n = np.zeros((len(slots), N_INITIAL_NORMALS))
+        initial_u = np.zeros((len(slots), N_INITIAL_UNIFORMS))
+        groups: dict[tuple[int, int, int], list[int]] = {}
+        for k, key in enumerate(zip(seeds, uids, episodes, strict=True)):
+            groups.setdefault(tuple(int(x) for x in key), []).append(k)
+        for (seed, uid, episode), members in groups.items():
+            lead = slots[members[0]]
+            gn, gu = episode_streams(seed, uid, episode)
+            initial_n[members] = gn.standard_normal(N_INITIAL_NORMALS)
+            initial_u[members] = gu.random(N_INITIAL_UNIFORMS)
+            for k in members:
+                slot = slots[k]
+                self.leader[slot] = lead
+                self._gen_normal[slot] = gn if slot == lead else None
+                self._gen_uniform[slot] = gu if slot == lead else None
+            self._draw(lead)
+            followers = [slots[k] for k in members[1:]]
+            if followers:
+                self._copy_from_leaders(np.array(followers))
+            self.position[[slots[k] for k in members]] = 0
+        self._steps_left = int(self.chunk_steps - self.position.max())
+        return initial_n, initial_u
+
+    def _detach_followers_of(self, restarting: set[int]) -> None:
+        """Slots that follow a restarting leader but do not restart get their own stream copy."""
+        for old_lead in restarting:
+            followers = [
+                int(f) for f in np.flatnonzero(self.leader == old_lead) if f != old_lead and int(f) not in restarting
+            ]
+            if not followers or self._gen_normal[old_lead] is None:
+                continue
+            new_lead = followers[0]
+            gn, gu = (copy.deepcopy(g) for g in (self._gen_normal[old_lead], self._gen_uniform[old_lead]))
+            self._gen_normal[new_lead], self._gen_uniform[new_lead] = gn, gu
+            self.leader[followers] = new_lead
+
+    def _draw(self, slot: int) -> None:
         gn = self._gen_normal[slot]
         gu = self._gen_uniform[slot]
         assert gn is not None and gu is not None
         gn.standard_normal(out=self.normals[slot])
         gu.random(out=self.uniforms[slot])
-        self.position[slot] = 0
-        self._steps_left = int(self.chunk_steps - self.position.max())
+
+    def _copy_from_leaders(self, followers: np.ndarray) -> None:
+        lead = self.leader[followers]
+        self.normals[followers] = self.normals[lead]
+        self.uniforms[followers] = self.uniforms[lead]
 
     def advance(self) -> None:
         """Move every slot to its next step's draws, refilling exhausted chunks."""
@@ -83,6 +133,13 @@ class NoiseStreams:
         self._steps_left -= 1
         if self._steps_left > 0:
             return
-        for slot in np.flatnonzero(self.position >= self.chunk_steps):
-            self._fill(int(slot))
+        exhausted = np.flatnonzero(self.position >= self.chunk_steps)
+        is_lead = self.leader[exhausted] == exhausted
+        for slot in exhausted[is_lead]:
+            self._draw(int(slot))
+        followers = exhausted[~is_lead]
+        if followers.size:
+            # Followers share their leader's position, so the leader was refilled just now.
+            self._copy_from_leaders(followers)
+        self.position[exhausted] = 0
         self._steps_left = int(self.chunk_steps - self.position.max())

@@ -108,8 +108,8 @@ class PainParams(_Validated):
     slow_sd_nrs: float = param(0.3, 0.0, 3.0, "stationary SD of the slow drift", "UCSF data")
     flare_rate_per_week: float = param(0.5, 0.0, 14.0, "Poisson rate of flare onsets", "Suri 2011/2012: 0.2-1 per week")
     flare_size_nrs: float = param(2.7, 0.0, 10.0, "mean pain added during a flare (each flare 0.75-1.25 x this)", "Suri: +2.7 NRS (2-3)")
-    flare_median_duration_h: float = param(4.0, 0.1, 72.0, "median flare duration (lognormal)", "Suri: most < 4 h, 3/4 < 1 day")
-    flare_duration_log_sd: float = param(0.9, 0.0, 3.0, "SD of log flare duration", "*assumed*: 1-24 h range")
+    flare_median_duration_h: float = param(4.0, 0.1, 72.0, "median flare duration (lognormal)", "Suri 2011/2012: median ~4 h, 1-24 h")
+    flare_duration_log_sd: float = param(0.9, 0.0, 3.0, "SD of log flare duration", "*assumed*: 0.9 spans 1-24 h at +-2 SD (Suri's 3/4 < 1 day would need ~2.7)")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,98 @@
+"""Controller specifications: a label, a kind and its parameters, and the factory.
+
+The Hydra layer reads ``conf/controller/<name>.yaml`` (each sets ``kind`` and
+parameters) into ``ControllerSpec``; everything below Hydra works with these
+plain objects, so a notebook can build the same controllers without Hydra.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from agents.baselines import Continuous, Cycling, Off, Oracle, RandomOnOff, Threshold
+from agents.clinic import ClinicSettings, DetectorSettings
+from agents.policy import BasePolicy
+from simenv.errors import PainloopError
+
+KINDS: dict[str, tuple[type[BasePolicy], tuple[str, ...]]] = {
+    "off": (Off, ()),
+    "continuous": (Continuous, ()),
+    "cycling": (Cycling, ("on_s", "off_s")),
+    "random": (RandomOnOff, ("duty", "mean_on_s", "match")),
+    "oracle": (Oracle, ("target_duty",)),
+    "threshold": (Threshold, ()),
+    "dual_threshold": (Threshold, ()),
+}
+_DETECTOR_KEYS = tuple(f.name for f in fields(DetectorSettings))
+_CLINIC_KEYS = tuple(f"calibration_{f.name}" for f in fields(ClinicSettings))
+
+
+def allowed_params(kind: str) -> tuple[str, ...]:
+    """Parameter names a controller kind accepts."""
+    if kind in ("threshold", "dual_threshold"):
+        return _DETECTOR_KEYS + _CLINIC_KEYS
+    if kind == "oracle":
+        return KINDS[kind][1] + _CLINIC_KEYS
+    return KINDS[kind][1]
+
+
+@dataclass(frozen=True)
+class ControllerSpec:
+    """One entry of an evaluation: a unique label, a kind and parameters."""
+
+    label: str
+    kind: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise PainloopError(
+                "PL-CONTROLLER-UNKNOWN", f"controller kind '{self.kind}' does not exist; available kinds: {sorted(KINDS)}."
+            )
+        unknown = sorted(set(self.params) - set(allowed_params(self.kind)))
+        if unknown:
+            raise PainloopError(
+                "PL-CONTROLLER-PARAM",
+                f"controller '{self.label}' ({self.kind}): unknown parameter(s) {unknown}; "
+                f"allowed: {sorted(allowed_params(self.kind))}.",
+            )
+
+    @property
+    def needs_detector(self) -> bool:
+        return self.kind in ("threshold", "dual_threshold")
+
+    @property
+    def uses_latent(self) -> bool:
+        return KINDS[self.kind][0].uses_latent
+
+    @property
+    def match(self) -> str | None:
+        """Label of the controller whose duty and bursts a ``random`` entry copies."""
+        return self.params.get("match") if self.kind == "random" else None
+
+    def clinic_settings(self) -> ClinicSettings:
+        return ClinicSettings(
+            **{k[len("calibration_") :]: v for k, v in self.params.items() if k.startswith("calibration_")}
+        )
+
+    def detector_settings(self) -> DetectorSettings:
+        values = {k: v for k, v in self.params.items() if k in _DETECTOR_KEYS}
+        if self.kind == "dual_threshold":
+            values["dual_threshold"] = True
+        return DetectorSettings(**values)
+
+    def build(self, dt_s: float, seed: int) -> BasePolicy:
+        """A fresh policy object for this entry."""
+        klass = KINDS[self.kind][0]
+        p = dict(self.params)
+        if self.kind == "cycling":
+            return Cycling(self.label, dt_s=dt_s, **p)
+        if self.kind == "random":
+            p.pop("match", None)
+            return RandomOnOff(self.label, dt_s=dt_s, seed=seed, **p)
+        if self.kind == "oracle":
+            return Oracle(self.label, **{k: v for k, v in p.items() if k in KINDS["oracle"][1]})
+        if self.needs_detector:
+            return Threshold(self.label, dt_s=dt_s)
+        return klass(self.label)

@@ -1,0 +1,329 @@
+"""Paired evaluation: every controller on the same patients and the same noise.
+
+All controllers run in *one* batched core: slot ``c * N + i`` holds patient
+``i`` under controller ``c``, every slot seeded alike, so each controller's
+copy of a patient sees identical exogenous noise (common random numbers) and
+differences between controllers are paired by construction.
+
+Metrics are accumulated with constant work per step (running sums), never
+recomputed over the history. Two-phase runs handle dependencies: ``off``
+(for responder rates) and any controller a ``random`` entry is matched to
+run first, hidden if they were not asked for.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from agents.clinic import ClinicRecord, fit_detector, record_calibration_period
+from agents.controllers import ControllerSpec
+from agents.policy import PatientContext
+from simenv import layout as L
+from simenv.batch import STEP_INFO, EnvSettings, PainStimBatch
+from simenv.cohort import Patient
+from simenv.errors import PainloopError
+from simenv.params import SECONDS_PER_DAY, SECONDS_PER_HOUR
+from simenv.reward import TERMS, RewardWeights
+
+#: Per-patient metrics, in table order, with units and meaning.
+METRICS: dict[str, str] = {
+    "mean_pain_nrs": "mean pain, NRS 0-10",
+    "high_pain_fraction": "fraction of time with pain >= 7 NRS",
+    "responder_30": "1 if mean pain >= 30% lower than under off (same patient and noise)",
+    "responder_50": "1 if mean pain >= 50% lower than under off",
+    "duty_cycle": "fraction of time with amplitude > 0 (ramps count as on)",
+    "stim_energy_j_per_day": "stimulation energy delivered (TEED), J/day",
+    "battery_draw_j_per_day": "energy drawn from the battery (therapy / efficiency + overhead), J/day",
+    "battery_life_years": "projected life of a full battery at this draw, years",
+    "mild_events_per_day": "mild side-effect events per day",
+    "seizure_events": "after-discharge (seizure) events over the horizon",
+    "switches_per_hour": "commanded amplitude changes per hour",
+    "relief_lost_nrs": "mean relief lost to tolerance, NRS",
+    "reward_per_day": "reward summed over each day, mean over days",
+} | {f"term_{t}": f"reward term '{t}', mean per decision" for t in TERMS}
+
+_COL = {name: i for i, name in enumerate(STEP_INFO)}
+
+
+@dataclass
+class EvaluationResult:
+    """Per-patient metrics per controller label, plus traces and fitted detectors."""
+
+    labels: list[str]
+    patients: list[Patient]
+    per_patient: dict[str, dict[str, np.ndarray]]  # label -> metric -> (n_patients,)
+    uses_latent: dict[str, bool]
+    horizon_days: float
+    seed: int
+    traces: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    detectors: dict[str, list] = field(default_factory=dict)
+
+
+class _SlicedInfo(dict):
+    """A view of a batched info dict restricted to one controller's slots (sliced on access)."""
+
+    def __init__(self, info: dict, sl: slice) -> None:
+        super().__init__()
+        self._info = info
+        self._sl = sl
+
+    def __getitem__(self, key: str):
+        value = self._info[key]
+        if isinstance(value, dict):
+            return {k: v[self._sl] for k, v in value.items()}
+        return value[self._sl]
+
+    def get(self, key: str, default=None):
+        return self[key] if key in self._info else default
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._info
+
+
+def _check_specs(specs: Sequence[ControllerSpec]) -> None:
+    labels = [s.label for s in specs]
+    dupes = sorted({x for x in labels if labels.count(x) > 1})
+    if dupes:
+        raise PainloopError("PL-CONTROLLER-LABEL", f"controller labels {dupes} appear twice; labels must be unique.")
+
+
+def evaluate(
+    specs: Sequence[ControllerSpec],
+    patients: Sequence[Patient],
+    settings: EnvSettings,
+    reward: RewardWeights | None = None,
+    seed: int = 0,
+    trace_patient: int = 0,
+    trace_days: float = 1.0,
+    progress: Callable[[int, int], None] | None = None,
+    extra_specs: Sequence[ControllerSpec] = (),
+) -> EvaluationResult:
+    """Run ``specs`` on ``patients`` for ``settings.horizon_days`` with common random numbers.
+
+    ``extra_specs`` are controllers available for matching (e.g. the one a
+    ``random`` entry copies) but not reported unless also in ``specs``.
+    ``progress(done_steps, total_steps)`` is called now and then.
+    """
+    _check_specs(specs)
+    if settings.action_mode != "on_off":
+        raise PainloopError("PL-ENV-ARG", "evaluation of the built-in controllers uses action_mode='on_off'.")
+    wanted = {s.label: s for s in specs}
+    pool = {s.label: s for s in extra_specs} | wanted
+    hidden: dict[str, ControllerSpec] = {}
+    offs = [s.label for s in wanted.values() if s.kind == "off"]
+    off_label = offs[0] if offs else "__off__"  # responders need the off run
+    if not offs:
+        hidden[off_label] = ControllerSpec(off_label, "off")
+    for s in wanted.values():
+        m = s.match
+        if m is not None and m not in wanted:
+            if m not in pool:
+                raise PainloopError(
+                    "PL-CONTROLLER-MATCH",
+                    f"controller '{s.label}' matches '{m}', which is not a controller entry; available: {sorted(pool)}.",
+                )
+            hidden[m] = pool[m]
+    phase1 = [s for s in wanted.values() if s.match is None] + [s for s in hidden.values() if s.label not in wanted]
+    phase2 = [s for s in wanted.values() if s.match is not None]
+
+    clinic = _clinic_records(list(wanted.values()) + list(hidden.values()), patients, settings.dt_s, seed)
+    detectors = {
+        s.label: [fit_detector(r, s.detector_settings(), settings.dt_s) for r in clinic[s.clinic_settings()]]
+        for s in list(wanted.values()) + list(hidden.values())
+        if s.needs_detector
+    }
+    total_steps = settings.horizon_steps * (len(phase1) + len(phase2))
+    done = [0]
+
+    def tick(n: int) -> None:
+        done[0] += n
+        if progress is not None:
+            progress(done[0], total_steps)
+
+    per_patient: dict[str, dict[str, np.ndarray]] = {}
+    traces: dict[str, dict[str, np.ndarray]] = {}
+    extra: dict[str, dict[str, np.ndarray]] = {}
+    for phase in (phase1, phase2):
+        if not phase:
+            continue
+        policies = []
+        for s in phase:
+            pol = s.build(settings.dt_s, seed)
+            if s.match is not None:
+                ref = extra[s.match]
+                pol.match(
+                    {p.uid: float(d) for p, d in zip(patients, ref["duty_cycle"], strict=True)},
+                    {p.uid: float(b) for p, b in zip(patients, ref["mean_on_burst_s"], strict=True)},
+                )
+            policies.append(pol)
+        metrics, more, trace = _run_phase(
+            phase, policies, patients, settings, reward, seed, clinic, detectors, trace_patient, trace_days, tick
+        )
+        per_patient.update(metrics)
+        extra.update(more)
+        traces.update(trace)
+    off_pain = per_patient[off_label]["mean_pain_nrs"]
+    for metrics in per_patient.values():
+        relief = 1.0 - metrics["mean_pain_nrs"] / np.maximum(off_pain, 1e-9)
+        metrics["responder_30"] = (relief >= 0.30).astype(float)
+        metrics["responder_50"] = (relief >= 0.50).astype(float)
+    ordered = {label: {m: per_patient[label][m] for m in METRICS} for label in wanted}
+    return EvaluationResult(
+        labels=list(wanted),
+        patients=list(patients),
+        per_patient=ordered,
+        uses_latent={label: s.uses_latent for label, s in wanted.items()},
+        horizon_days=settings.horizon_days,
+        seed=seed,
+        traces={k: v for k, v in traces.items() if k in wanted},
+        detectors={k: v for k, v in detectors.items() if k in wanted},
+    )
+
+
+def _clinic_records(specs, patients, dt_s, seed) -> dict:
+    """One clinic calibration period per distinct setting, shared by the controllers that use it."""
+    needed = {s.clinic_settings() for s in specs if s.needs_detector or s.kind == "oracle"}
+    return {cs: record_calibration_period(patients, dt_s, seed, cs) for cs in needed}
+
+
+def _run_phase(specs, policies, patients, settings, reward, seed, clinic, detectors, trace_patient, trace_days, tick):
+    n_pat = len(patients)
+    n_ctl = len(specs)
+    batch = PainStimBatch(list(patients) * n_ctl, settings, reward)
+    obs, info = batch.reset(seed=seed)
+    slices = [slice(c * n_pat, (c + 1) * n_pat) for c in range(n_ctl)]
+    for spec, pol in zip(specs, policies, strict=True):
+        records: list[ClinicRecord | None] = (
+            clinic[spec.clinic_settings()] if (spec.needs_detector or spec.kind == "oracle") else [None] * n_pat
+        )
+        dets = detectors.get(spec.label, [None] * n_pat)
+        pol.reset(
+            [
+                PatientContext(p.uid, p.cohort, p.index, p.params, batch._norm[p], detector=d, calibration=r)
+                for p, d, r in zip(patients, dets, records, strict=True)
+            ]
+        )
+    n_slots = n_pat * n_ctl
+    sums = np.zeros((n_slots, 4))  # pain, high pain, relief lost, reward
+    term_sums = np.zeros((n_slots, len(TERMS)))
+    bursts = np.zeros(n_slots)
+    was_on = np.zeros(n_slots, dtype=bool)
+    decisions = 0
+    trace_idx = [c * n_pat + trace_patient for c in range(n_ctl)] if 0 <= trace_patient < n_pat else []
+    trace_steps = int(round(trace_days * SECONDS_PER_DAY / (settings.steps_per_decision * settings.dt_s))) if trace_idx else 0
+    trace_keys = ("pain_nrs", "pain_drive_nrs", "self_report", "amplitude_ma", "stim_energy_total_j")
+    trace_buf = np.full((len(trace_keys) + 3, n_ctl, trace_steps), np.nan)
+    actions = np.zeros(n_slots, dtype=np.int64)
+    chunk = 0
+    while True:
+        for c, pol in enumerate(policies):
+            sl = slices[c]
+            actions[sl] = pol.act(obs[sl], _SlicedInfo(info, sl))
+        obs, rew, _, truncated = batch.step_arrays(actions)
+        packed = batch.last_info
+        sums[:, 0] += batch.last_terms[:, 0]
+        sums[:, 1] += batch.last_terms[:, 1]
+        sums[:, 2] += packed[:, _COL["relief_lost_nrs"]]
+        sums[:, 3] += rew
+        term_sums += batch.last_terms
+        on = batch.core.state[:, L.S_AMPLITUDE_MA] > 0
+        bursts += on & ~was_on
+        was_on = on
+        if decisions < trace_steps:
+            for k, key in enumerate(trace_keys):
+                trace_buf[k, :, decisions] = packed[trace_idx, _COL[key]]
+            trace_buf[len(trace_keys), :, decisions] = packed[trace_idx, _COL["elapsed_s"]]
+            for c, pol in enumerate(policies):
+                engine = getattr(pol, "engine", None)
+                if engine is not None:
+                    trace_buf[len(trace_keys) + 1, c, decisions] = engine.last_score[trace_patient]
+                    trace_buf[len(trace_keys) + 2, c, decisions] = engine.b0[trace_patient]
+        decisions += 1
+        info = batch.step_info()
+        chunk += 1
+        if chunk == 256:
+            tick(chunk * settings.steps_per_decision)
+            chunk = 0
+        if truncated.all():
+            break
+    tick(chunk * settings.steps_per_decision)
+    st = batch.core.state
+    elapsed = st[:, L.S_TIME_S]
+    days = elapsed / SECONDS_PER_DAY
+    cap = np.array([p.params.battery.capacity_j for p in batch.slot_patients])
+    metrics_all = {
+        "mean_pain_nrs": sums[:, 0] / decisions,
+        "high_pain_fraction": sums[:, 1] / decisions,
+        "duty_cycle": st[:, L.S_ON_TIME_S] / elapsed,
+        "stim_energy_j_per_day": st[:, L.S_ENERGY_STIM_J] / days,
+        "battery_draw_j_per_day": st[:, L.S_ENERGY_DRAWN_J] / days,
+        "battery_life_years": cap / (st[:, L.S_ENERGY_DRAWN_J] / elapsed) / (365.25 * SECONDS_PER_DAY),
+        "mild_events_per_day": st[:, L.S_MILD_EVENTS] / days,
+        "seizure_events": st[:, L.S_SEIZURE_EVENTS].copy(),
+        "switches_per_hour": st[:, L.S_SWITCHES] / (elapsed / SECONDS_PER_HOUR),
+        "relief_lost_nrs": sums[:, 2] / decisions,
+        "reward_per_day": sums[:, 3] / days,
+    }
+    for i, t in enumerate(TERMS):
+        metrics_all[f"term_{t}"] = term_sums[:, i] / decisions
+    mean_burst = st[:, L.S_ON_TIME_S] / np.maximum(bursts, 1.0)
+    out, more, traces = {}, {}, {}
+    for c, spec in enumerate(specs):
+        sl = slices[c]
+        out[spec.label] = {k: v[sl].copy() for k, v in metrics_all.items()}
+        more[spec.label] = {"duty_cycle": metrics_all["duty_cycle"][sl].copy(), "mean_on_burst_s": mean_burst[sl].copy()}
+        if trace_steps:
+            tr = {key: trace_buf[k, c].copy() for k, key in enumerate(trace_keys)}
+            tr["elapsed_s"] = trace_buf[len(trace_keys), c].copy()
+            tr["detector_score"] = trace_buf[len(trace_keys) + 1, c].copy()
+            tr["detector_threshold"] = trace_buf[len(trace_keys) + 2, c].copy()
+            traces[spec.label] = tr
+    return out, more, traces
+
+
+def summarise(result: EvaluationResult) -> list[dict]:
+    """Table rows: per controller and metric, the mean and 95% interval across patients."""
+    from scipy import stats
+
+    rows = []
+    n = len(result.patients)
+    tcrit = float(stats.t.ppf(0.975, n - 1)) if n > 1 else math.nan
+    for label in result.labels:
+        row = {"controller": label, "uses_latent": result.uses_latent[label], "n_patients": n}
+        for metric, values in result.per_patient[label].items():
+            mean = float(np.mean(values))
+            half = tcrit * float(np.std(values, ddof=1)) / math.sqrt(n) if n > 1 else math.nan
+            row[metric] = mean
+            row[f"{metric}_ci_low"] = mean - half
+            row[f"{metric}_ci_high"] = mean + half
+        rows.append(row)
+    return rows
+
+
+def paired_differences(result: EvaluationResult, reference: str) -> list[dict]:
+    """Per controller and metric: mean of (controller - reference) per patient and its paired 95% interval."""
+    from scipy import stats
+
+    if reference not in result.per_patient:
+        raise PainloopError(
+            "PL-REFERENCE-UNKNOWN", f"reference '{reference}' is not a controller label; available: {result.labels}."
+        )
+    n = len(result.patients)
+    tcrit = float(stats.t.ppf(0.975, n - 1)) if n > 1 else math.nan
+    rows = []
+    ref = result.per_patient[reference]
+    for label in result.labels:
+        row = {"controller": label, "reference": reference, "uses_latent": result.uses_latent[label]}
+        for metric, values in result.per_patient[label].items():
+            diff = values - ref[metric]
+            mean = float(np.mean(diff))
+            half = tcrit * float(np.std(diff, ddof=1)) / math.sqrt(n) if n > 1 else math.nan
+            row[f"{metric}_diff"] = mean
+            row[f"{metric}_diff_ci_low"] = mean - half
+            row[f"{metric}_diff_ci_high"] = mean + half
+        rows.append(row)
+    return rows

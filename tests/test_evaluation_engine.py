@@ -1,0 +1,132 @@
+"""The paired evaluation engine and the baseline controllers, on a few patients."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from agents.clinic import ClinicSettings, DetectorSettings, fit_detector, record_calibration_period
+from agents.controllers import ControllerSpec
+from agents.evaluation import METRICS, evaluate, paired_differences, summarise
+from simenv.batch import EnvSettings
+from simenv.cohort import load_preset
+from simenv.errors import PainloopError
+
+PATIENTS = load_preset("test").sample(4)
+SHORT = EnvSettings(horizon_days=0.5)
+
+
+@pytest.fixture(scope="module")
+def baseline_result():
+    specs = [
+        ControllerSpec("off", "off"),
+        ControllerSpec("continuous", "continuous"),
+        ControllerSpec("cycling", "cycling"),
+        ControllerSpec("threshold", "threshold"),
+        ControllerSpec("dual_threshold", "dual_threshold"),
+        ControllerSpec("oracle", "oracle"),
+        ControllerSpec("random", "random", {"match": "threshold"}),
+    ]
+    return evaluate(specs, PATIENTS, SHORT, seed=3)
+
+
+def test_open_loop_duty_and_energy(baseline_result):
+    m = baseline_result.per_patient
+    assert np.all(m["continuous"]["duty_cycle"] == 1.0)
+    assert np.all(m["off"]["duty_cycle"] == 0.0)
+    assert np.all(m["off"]["stim_energy_j_per_day"] == 0.0)
+    # Continuous energy is I^2 R f PW over a day, minus the first step's 10 s ramp.
+    for p, e in zip(PATIENTS, m["continuous"]["stim_energy_j_per_day"], strict=True):
+        st = p.params.stimulation
+        full = (st.on_amplitude_ma * 1e-3) ** 2 * st.impedance_ohm * st.frequency_hz * st.pulse_width_us * 1e-6 * 86400
+        assert e == pytest.approx(full, rel=2e-3)
+
+
+def test_cycling_duty_counts_the_ramp_down_as_on(baseline_result):
+    # 1 min on / 1 min off at dt 30 s; the 3 mA ramp-down at 0.3 mA/s takes 10 s and counts as on:
+    # duty = (60 + 10) / 120 = 0.5833.
+    duty = baseline_result.per_patient["cycling"]["duty_cycle"]
+    assert np.all(np.abs(duty - 70.0 / 120.0) < 0.01)
+
+
+def test_oracle_beats_off_on_every_patient_and_is_marked_latent(baseline_result):
+    m = baseline_result.per_patient
+    assert np.all(m["oracle"]["mean_pain_nrs"] < m["off"]["mean_pain_nrs"])
+    assert baseline_result.uses_latent["oracle"] is True
+    assert baseline_result.uses_latent["threshold"] is False
+
+
+def test_random_matches_the_threshold_duty(baseline_result):
+    m = baseline_result.per_patient
+    assert np.mean(np.abs(m["random"]["duty_cycle"] - m["threshold"]["duty_cycle"])) < 0.15
+
+
+def test_every_metric_is_reported_and_finite(baseline_result):
+    rows = summarise(baseline_result)
+    assert [r["controller"] for r in rows] == baseline_result.labels
+    for row in rows:
+        for metric in METRICS:
+            assert np.isfinite(row[metric])
+            assert row[f"{metric}_ci_low"] <= row[metric] <= row[f"{metric}_ci_high"]
+
+
+def test_same_seed_gives_identical_results():
+    specs = [ControllerSpec("continuous", "continuous"), ControllerSpec("threshold", "threshold")]
+    a = evaluate(specs, PATIENTS[:2], EnvSettings(horizon_days=0.2), seed=1)
+    b = evaluate(specs, PATIENTS[:2], EnvSettings(horizon_days=0.2), seed=1)
+    for label in a.labels:
+        for metric in METRICS:
+            np.testing.assert_array_equal(a.per_patient[label][metric], b.per_patient[label][metric])
+
+
+def test_same_controller_under_two_labels_gives_zero_paired_differences():
+    specs = [
+        ControllerSpec("continuous", "continuous"),
+        ControllerSpec("thr_a", "threshold"),
+        ControllerSpec("thr_b", "threshold"),
+    ]
+    res = evaluate(specs, PATIENTS[:3], EnvSettings(horizon_days=0.2), seed=2)
+    for metric in METRICS:
+        np.testing.assert_array_equal(res.per_patient["thr_a"][metric], res.per_patient["thr_b"][metric])
+    row = next(r for r in paired_differences(res, "thr_a") if r["controller"] == "thr_b")
+    assert all(row[f"{m}_diff"] == 0.0 for m in METRICS)
+
+
+def test_bad_entries_are_refused():
+    with pytest.raises(PainloopError) as err:
+        ControllerSpec("x", "nonsense")
+    assert err.value.code == "PL-CONTROLLER-UNKNOWN"
+    assert "continuous" in str(err.value)
+    with pytest.raises(PainloopError) as err:
+        ControllerSpec("c", "cycling", {"on_minutes": 1})
+    assert err.value.code == "PL-CONTROLLER-PARAM"
+    with pytest.raises(PainloopError) as err:
+        ControllerSpec("c", "cycling", {"on_s": 5}).build(dt_s=30.0, seed=0)
+    assert err.value.code == "PL-CONTROLLER-PARAM"
+    with pytest.raises(PainloopError) as err:
+        evaluate([ControllerSpec("a", "off"), ControllerSpec("a", "continuous")], PATIENTS[:1], SHORT)
+    assert err.value.code == "PL-CONTROLLER-LABEL"
+    with pytest.raises(PainloopError) as err:
+        evaluate([ControllerSpec("r", "random", {"match": "threshold"})], PATIENTS[:1], SHORT)
+    assert err.value.code == "PL-CONTROLLER-MATCH"
+    res = evaluate([ControllerSpec("off", "off")], PATIENTS[:2], EnvSettings(horizon_days=0.05))
+    with pytest.raises(PainloopError) as err:
+        paired_differences(res, "continuous")
+    assert err.value.code == "PL-REFERENCE-UNKNOWN"
+
+
+def test_clinic_detector_uses_at_most_four_inputs_and_hits_its_calibration_duty():
+    records = record_calibration_period(PATIENTS, 30.0, seed=0, settings=ClinicSettings(days=7))
+    for rec in records:
+        assert rec.report_nrs.size > 5
+        assert set(np.unique(rec.report_nrs)) <= set(range(11))
+        det = fit_detector(rec, DetectorSettings(target_duty=0.3), 30.0)
+        assert det.fit["status"] == "ok"
+        assert 1 <= len(det.inputs) <= 4
+        assert abs(det.fit["calibration_duty_raw"] - 0.3) < 0.02
+        scale = 2**det.fractional_fixed_point
+        for value in (*det.weight, *det.norm_subtract, *det.norm_multiply, det.threshold_low):
+            assert value * scale == round(value * scale)  # on the fixed-point grid
+    with pytest.raises(PainloopError) as err:
+        ClinicSettings(schedule="sometimes")
+    assert err.value.code == "PL-CALIBRATION"
