@@ -204,6 +204,27 @@ def load_patient_yaml(path: str | Path) -> Patient:
     return Patient(uid=stable_uid("yaml", text), cohort=f"file:{path.name}", index=0, params=params)
 
 
+def with_overrides(patients: list[Patient], overrides: dict[str, float] | None) -> list[Patient]:
+    """The same patients (same uid, so the same noise) with some parameters set for all.
+
+    ``overrides`` maps ``group.field`` to a value, e.g. ``{"biomarker.auc": 0.6}``:
+    the paired way to ask how one property changes an outcome.
+    """
+    if not overrides:
+        return list(patients)
+    changes: dict[str, dict[str, float]] = {}
+    for key, value in overrides.items():
+        group, _, name = str(key).partition(".")
+        if group not in GROUPS or name not in GROUPS[group].__dataclass_fields__:
+            raise PainloopError(
+                "PL-PARAM-UNKNOWN", f"override '{key}' is not a parameter; allowed: group.field, e.g. 'biomarker.auc'."
+            )
+        changes.setdefault(group, {})[name] = value
+    return [
+        Patient(uid=p.uid, cohort=p.cohort, index=p.index, params=p.params.replace(**changes)) for p in patients
+    ]
+
+
 def resolve_patients(
     cohort: str | CohortPreset = "default",
     n_patients: int | None = None,

@@ -130,3 +130,25 @@ def test_clinic_detector_uses_at_most_four_inputs_and_hits_its_calibration_duty(
     with pytest.raises(PainloopError) as err:
         ClinicSettings(schedule="sometimes")
     assert err.value.code == "PL-CALIBRATION"
+
+
+def test_overrides_keep_patient_identity_and_noise():
+    from simenv.cohort import with_overrides
+
+    changed = with_overrides(PATIENTS[:2], {"biomarker.auc": 0.6, "relief.carryover_tau_min": 300.0})
+    assert [p.uid for p in changed] == [p.uid for p in PATIENTS[:2]]
+    assert all(p.params.biomarker.auc == 0.6 and p.params.relief.carryover_tau_min == 300.0 for p in changed)
+    with pytest.raises(PainloopError) as err:
+        with_overrides(PATIENTS[:1], {"biomarker.aucc": 0.6})
+    assert err.value.code == "PL-PARAM-UNKNOWN"
+
+
+def test_biomarker_value_command_runs_on_a_tiny_grid(tmp_path, capsys):
+    from experiments import biomarker_value
+
+    out = tmp_path / "bv"
+    argv = ["--n-patients", "3", "--days", "0.2", "--auc", "0.7", "--carryover-min", "60", "--out", str(out)]
+    assert biomarker_value.main(argv) == 0
+    rows = (out / "biomarker_value.csv").read_text().splitlines()
+    assert len(rows) == 2 and rows[0].startswith("auc,carryover_min")
+    assert biomarker_value.main(["--days", "0", "--out", str(out)]) == 2
