@@ -246,11 +246,11 @@ def _run_phase(specs, policies, patients, settings, reward, seed, clinic, detect
         info = batch.step_info()
         chunk += 1
         if chunk == 256:
-            tick(chunk * settings.steps_per_decision)
+            tick(chunk * settings.steps_per_decision * n_ctl)
             chunk = 0
         if truncated.all():
             break
-    tick(chunk * settings.steps_per_decision)
+    tick(chunk * settings.steps_per_decision * n_ctl)
     st = batch.core.state
     elapsed = st[:, L.S_TIME_S]
     days = elapsed / SECONDS_PER_DAY
