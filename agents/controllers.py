@@ -7,6 +7,7 @@ plain objects, so a notebook can build the same controllers without Hydra.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -23,6 +24,8 @@ KINDS: dict[str, tuple[type[BasePolicy], tuple[str, ...]]] = {
     "oracle": (Oracle, ("target_duty",)),
     "threshold": (Threshold, ()),
     "dual_threshold": (Threshold, ()),
+    "run": (BasePolicy, ("path", "which")),  # a training run folder (agents.rl_policy)
+    "policy": (BasePolicy, ()),  # an in-memory policy object, given as ``factory``
 }
 _DETECTOR_KEYS = tuple(f.name for f in fields(DetectorSettings))
 _CLINIC_KEYS = tuple(f"calibration_{f.name}" for f in fields(ClinicSettings))
@@ -44,8 +47,13 @@ class ControllerSpec:
     label: str
     kind: str
     params: dict[str, Any] = field(default_factory=dict)
+    factory: Callable[[], BasePolicy] | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
+        if self.kind == "policy" and self.factory is None:
+            raise PainloopError(
+                "PL-CONTROLLER-PARAM", f"controller '{self.label}' of kind 'policy' needs a factory returning the policy."
+            )
         if self.kind not in KINDS:
             raise PainloopError(
                 "PL-CONTROLLER-UNKNOWN", f"controller kind '{self.kind}' does not exist; available kinds: {sorted(KINDS)}."
@@ -86,6 +94,12 @@ class ControllerSpec:
         """A fresh policy object for this entry."""
         klass = KINDS[self.kind][0]
         p = dict(self.params)
+        if self.factory is not None:
+            return self.factory()
+        if self.kind == "run":
+            from agents.rl_policy import load_run_policy  # imports torch: only when asked for
+
+            return load_run_policy(p["path"], which=p.get("which", "best"), label=self.label)
         if self.kind == "cycling":
             return Cycling(self.label, dt_s=dt_s, **p)
         if self.kind == "random":

@@ -109,8 +109,6 @@ def evaluate(
     ``progress(done_steps, total_steps)`` is called now and then.
     """
     _check_specs(specs)
-    if settings.action_mode != "on_off":
-        raise PainloopError("PL-ENV-ARG", "evaluation of the built-in controllers uses action_mode='on_off'.")
     wanted = {s.label: s for s in specs}
     pool = {s.label: s for s in extra_specs} | wanted
     hidden: dict[str, ControllerSpec] = {}
@@ -159,6 +157,9 @@ def evaluate(
                     {p.uid: float(d) for p, d in zip(patients, ref["duty_cycle"], strict=True)},
                     {p.uid: float(b) for p, b in zip(patients, ref["mean_on_burst_s"], strict=True)},
                 )
+            check = getattr(pol, "check_settings", None)
+            if check is not None:
+                check(settings)
             policies.append(pol)
         metrics, more, trace = _run_phase(
             phase, policies, patients, settings, reward, seed, clinic, detectors, trace_patient, trace_days, tick
@@ -217,13 +218,15 @@ def _run_phase(specs, policies, patients, settings, reward, seed, clinic, detect
     trace_steps = int(round(trace_days * SECONDS_PER_DAY / (settings.steps_per_decision * settings.dt_s))) if trace_idx else 0
     trace_keys = ("pain_nrs", "pain_drive_nrs", "self_report", "amplitude_ma", "stim_energy_total_j")
     trace_buf = np.full((len(trace_keys) + 3, n_ctl, trace_steps), np.nan)
-    actions = np.zeros(n_slots, dtype=np.int64)
+    amplitudes = np.zeros(n_slots)
+    modes = [(getattr(pol, "action_mode", "on_off"), getattr(pol, "n_levels", None)) for pol in policies]
     chunk = 0
     while True:
         for c, pol in enumerate(policies):
             sl = slices[c]
-            actions[sl] = pol.act(obs[sl], _SlicedInfo(info, sl))
-        obs, rew, _, truncated = batch.step_arrays(actions)
+            action = pol.act(obs[sl], _SlicedInfo(info, sl))
+            amplitudes[sl] = batch.amplitudes_for(action, modes[c][0], sl, modes[c][1])
+        obs, rew, _, truncated = batch.step_arrays(None, amplitudes)
         packed = batch.last_info
         sums[:, 0] += batch.last_terms[:, 0]
         sums[:, 1] += batch.last_terms[:, 1]

@@ -55,7 +55,6 @@ LABEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 #: Entry prefixes that later issues implement.
 LATER_ENTRIES = {
-    "run": "a trained model's run folder, from the training command",
     "config": "a folder of exported per-patient controller configs, from the export command",
 }
 
@@ -77,7 +76,16 @@ def parse_entry(entry: str, conf_dir: Path = CONTROLLER_DIR) -> tuple[str, str]:
     if not sep:
         label, source = text, text
     label, source = label.strip(), source.strip()
-    prefix, colon, _ = source.partition(":")
+    prefix, colon, rest = source.partition(":")
+    if colon and prefix == "run":  # a training run folder, loaded by agents.rl_policy
+        from agents.rl_policy import _read_config
+
+        _read_config(Path(rest))  # bad input is refused here, before any work
+        if not sep:
+            label = "run-" + re.sub(r"[^A-Za-z0-9_.+-]", "_", Path(rest).resolve().name)
+        if not LABEL_RE.match(label) or label.startswith("__"):
+            raise PainloopError("PL-CONTROLLER-LABEL", f"label '{label}' (entry '{text}') is not allowed.")
+        return label, source
     if colon and prefix in LATER_ENTRIES:
         raise PainloopError(
             "PL-CONTROLLER-NOT-AVAILABLE",
@@ -105,6 +113,8 @@ def load_controller(name: str, label: str, conf_dir: Path = CONTROLLER_DIR):
     """``conf/controller/<name>.yaml`` as a ``ControllerSpec`` labelled ``label``."""
     from agents.controllers import ControllerSpec
 
+    if name.startswith("run:"):
+        return ControllerSpec(label, "run", {"path": name[len("run:") :]})
     path = Path(conf_dir) / f"{name}.yaml"
     try:
         data = yaml.safe_load(path.read_text())

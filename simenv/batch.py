@@ -223,41 +223,57 @@ class PainStimBatch:
         return spaces.Box(low=low, high=high, dtype=np.float32)
 
     # ------------------------------------------------------------- actions
-    def amplitudes_for(self, actions: np.ndarray) -> np.ndarray:
-        """Map a batch of actions to commanded amplitudes in mA, shape (n_slots,).
+    def amplitudes_for(
+        self,
+        actions: np.ndarray,
+        mode: str | None = None,
+        slots: slice = slice(None),
+        n_levels: int | None = None,
+    ) -> np.ndarray:
+        """Map actions to commanded amplitudes in mA for ``slots`` (default: all, shape (n_slots,)).
 
-        Out-of-range or NaN actions raise ``PL-ACTION-INVALID``: never a silent clip.
+        ``mode`` and ``n_levels`` default to this environment's; a paired
+        evaluation passes each controller's own, so controllers with different
+        action modes share one batch. Out-of-range or NaN actions raise
+        ``PL-ACTION-INVALID``: never a silent clip.
         """
-        mode = self.settings.action_mode
+        mode = mode or self.settings.action_mode
+        amax = self.core.amplitude_max_ma[slots]
+        n = amax.shape[0]
         a = np.asarray(actions)
         if mode == "continuous":
-            a = a.reshape(self.n, -1)[:, 0] if a.size == self.n else a
             a = np.asarray(a, dtype=np.float64).reshape(-1)
-            if a.shape != (self.n,) or not np.all(np.isfinite(a)) or np.any(np.abs(a) > 1.0 + 1e-6):
+            if a.shape != (n,) or not np.all(np.isfinite(a)) or np.any(np.abs(a) > 1.0 + 1e-6):
                 raise PainloopError(
                     "PL-ACTION-INVALID",
                     f"continuous actions {np.asarray(actions).ravel()[:8]!r} (shape {np.shape(actions)}); "
-                    f"allowed: {self.n} finite values in [-1, 1] (-1 = 0 mA, 1 = amplitude_max_ma).",
+                    f"allowed: {n} finite values in [-1, 1] (-1 = 0 mA, 1 = amplitude_max_ma).",
                 )
-            step = self._amp_step
-            amps = np.round((np.clip(a, -1.0, 1.0) + 1.0) * 0.5 * self.core.amplitude_max_ma / step) * step
-            return np.minimum(amps, self.core.amplitude_max_ma)
+            step = self._amp_step[slots]
+            amps = np.round((np.clip(a, -1.0, 1.0) + 1.0) * 0.5 * amax / step) * step
+            return np.minimum(amps, amax)
+        if mode not in ACTION_MODES:
+            raise PainloopError("PL-ENV-ARG", f"action_mode='{mode}'; allowed: {list(ACTION_MODES)}.")
         a = a.reshape(-1)
-        n_actions = 2 if mode == "on_off" else self.settings.n_levels
+        levels = n_levels or self.settings.n_levels
+        n_actions = 2 if mode == "on_off" else levels
         if a.dtype.kind in "iu":
-            ok = a.shape == (self.n,) and bool(((a >= 0) & (a < n_actions)).all())
+            ok = a.shape == (n,) and bool(((a >= 0) & (a < n_actions)).all())
         else:  # floats must still be whole numbers (NaN fails every comparison)
-            ok = a.shape == (self.n,) and bool(((a >= 0) & (a < n_actions) & (a == np.round(a))).all())
+            ok = a.shape == (n,) and bool(((a >= 0) & (a < n_actions) & (a == np.round(a))).all())
         if not ok:
             raise PainloopError(
                 "PL-ACTION-INVALID",
                 f"{mode} actions {np.asarray(actions).ravel()[:8]!r} (shape {np.shape(actions)}); "
-                f"allowed: {self.n} whole numbers in 0..{n_actions - 1}.",
+                f"allowed: {n} whole numbers in 0..{n_actions - 1}.",
             )
         idx = a.astype(np.int64)
         if mode == "on_off":
-            return np.where(idx == 1, self._on_ma, 0.0)
-        return self._level_ma[np.arange(self.n), idx]
+            return np.where(idx == 1, self._on_ma[slots], 0.0)
+        if levels == self.settings.n_levels:
+            return self._level_ma[slots][np.arange(n), idx]
+        step = self._amp_step[slots]
+        return np.minimum(np.round(amax * idx / (levels - 1) / step) * step, amax)
 
     def _refresh_slot_constants(self) -> None:
         pats = self.slot_patients
@@ -330,9 +346,15 @@ class PainStimBatch:
         obs, reward, terminated, truncated = self.step_arrays(actions)
         return obs, reward, terminated, truncated, self.step_info()
 
-    def step_arrays(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """``step`` without building the info dict (``step_info()`` builds it on demand)."""
-        target = self.amplitudes_for(actions)
+    def step_arrays(
+        self, actions: np.ndarray | None, amplitudes_ma: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``step`` without building the info dict (``step_info()`` builds it on demand).
+
+        ``amplitudes_ma`` (shape (n_slots,)) replaces ``actions`` when the caller
+        has already mapped each slot's action (``amplitudes_for``).
+        """
+        target = self.amplitudes_for(actions) if amplitudes_ma is None else amplitudes_ma
         core = self.core
         horizon = self.settings.horizon_steps
         k = self.settings.steps_per_decision
@@ -359,10 +381,9 @@ class PainStimBatch:
                 self._push_history()
             terms = acc[:, :5] * self._term_scale
             terms[:, :4] /= np.maximum(steps_done, 1.0)[:, None]  # means; switching stays a count
-        # Term by term in a fixed order (not BLAS), so a slot's reward is
-        # bit-identical whatever the batch size.
-        w = self._w
-        reward = -(terms[:, 0] * w[0] + terms[:, 1] * w[1] + terms[:, 2] * w[2] + terms[:, 3] * w[3] + terms[:, 4] * w[4])
+        # A row-wise sum, not BLAS (whose order depends on the batch size), so a
+        # slot's reward is bit-identical whatever the batch size.
+        reward = -(terms * self._w).sum(axis=1)
         truncated = core.state[:, L.S_STEPS] >= horizon
         if truncated.any():
             core.check_finite(np.flatnonzero(truncated), when="end of episode")

@@ -18,6 +18,7 @@ patient's stationary awake pain distribution, and bisect kappa.
 from __future__ import annotations
 
 import numpy as np
+from scipy.optimize import brentq
 from scipy.special import ndtr
 
 from simenv import layout as L
@@ -107,16 +108,12 @@ def auc_for_snr(kappa: float, pair_differences: np.ndarray) -> float:
 def solve_snr(target_auc: float, pain_samples: np.ndarray) -> float:
     """Signal-to-noise kappa (per NRS) at which the best linear read-out has ``target_auc``."""
     diffs = _pair_grid(pain_samples)
-    lo, hi = 0.0, 1.0
+    hi = 1.0
     while auc_for_snr(hi, diffs) < target_auc and hi < 1e4:
         hi *= 2.0
-    for _ in range(60):
-        mid = 0.5 * (lo + hi)
-        if auc_for_snr(mid, diffs) < target_auc:
-            lo = mid
-        else:
-            hi = mid
-    return 0.5 * (lo + hi)
+    if auc_for_snr(hi, diffs) < target_auc:  # unreachable (ties in clipped pain): the largest tried
+        return hi
+    return float(brentq(lambda k: auc_for_snr(k, diffs) - target_auc, 0.0, hi, xtol=1e-14, rtol=1e-15))
 
 
 def patient_biomarker_layout(params: PatientParams, uid: int) -> tuple[np.ndarray, np.ndarray]:

@@ -24,8 +24,8 @@ from simenv import layout as L
 #: Number of values per patient drawn for the initial state, before step 0.
 N_INITIAL_NORMALS = L.N_NORMALS
 N_INITIAL_UNIFORMS = L.N_UNIFORMS
-#: Upper bound on buffered patient-steps (memory: 8 B * 24 values each).
-_BUFFER_PATIENT_STEPS = 1 << 17
+#: Upper bound on buffered patient-steps (memory: 8 B * 24 values each, ~100 MB).
+_BUFFER_PATIENT_STEPS = 1 << 19
 
 
 def chunk_steps_for(n_patients: int) -> int:

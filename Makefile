@@ -1,0 +1,69 @@
+# painloop developer commands. `make demo` and `make test` work on a fresh clone:
+# they create .venv and install the project first when needed.
+
+PYTHON ?= python3
+VENV ?= .venv
+VPY := $(VENV)/bin/python
+STAMP := .make-install-stamp
+PYTEST_ARGS ?=
+
+# One BLAS thread: batched NumPy collapses when OpenBLAS threads compete for
+# the cores (docs/performance.md). Override with OPENBLAS_NUM_THREADS=n make ...
+export OPENBLAS_NUM_THREADS ?= 1
+
+.DEFAULT_GOAL := help
+.PHONY: help venv install demo test lint benchmark validate clean
+
+help:
+	@echo "make demo       install if needed, then simulate one week: no vs continuous stimulation"
+	@echo "make test       install if needed, then run the test suite"
+	@echo "make lint       ruff check"
+	@echo "make benchmark  simulator throughput (python -m experiments.benchmark --section simulator)"
+	@echo "make validate   the default cohort against its targets (python -m experiments.validate_model)"
+	@echo "make install    create $(VENV) and install painloop with the dev extra (also: make venv)"
+	@echo "make clean      remove caches and build leftovers (keeps $(VENV) and run outputs)"
+
+# pyvenv.cfg is written when the venv is created, so a deleted and recreated
+# venv is newer than the stamp and triggers a reinstall.
+$(VENV)/pyvenv.cfg:
+	$(PYTHON) -m venv $(VENV)
+
+# Reinstall only when the requirements change (or the venv is new). The
+# constraints file pins the CPU build of torch; the guard after the install
+# fails the set-up on CI if a CUDA build slipped in, and only warns elsewhere
+# (off these machines the registry's Linux torch is a CUDA build).
+$(STAMP): pyproject.toml constraints.txt $(VENV)/pyvenv.cfg
+	$(VPY) -m pip install -c constraints.txt -e ".[dev]"
+	@if $(VPY) -c "import torch,sys; sys.exit(torch.version.cuda is not None)"; then \
+		echo "torch: CPU build"; \
+	elif [ "$${CI:-}" = "true" ]; then \
+		echo "ERROR: a CUDA build of torch was installed (CI=true); constraints.txt must pin the CPU build." >&2; \
+		exit 1; \
+	else \
+		echo "WARNING: torch is a CUDA build (several GB); painloop needs only the CPU build." >&2; \
+	fi
+	@touch $(STAMP)
+
+venv install: $(STAMP)
+
+demo: $(STAMP)
+	$(VPY) -m experiments.demo
+
+# pytest exits 5 when it collected no tests: that is a failure, not a pass.
+test: $(STAMP)
+	@rc=0; $(VPY) -m pytest $(PYTEST_ARGS) || rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "ERROR: pytest collected no tests" >&2; fi; \
+	exit $$rc
+
+lint: $(STAMP)
+	$(VPY) -m ruff check .
+
+benchmark: $(STAMP)
+	$(VPY) -m experiments.benchmark --section simulator
+
+validate: $(STAMP)
+	$(VPY) -m experiments.validate_model
+
+clean:
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
+	rm -rf .pytest_cache .ruff_cache .hypothesis build dist

@@ -1,0 +1,176 @@
+"""A trained stable-baselines3 model as an object of the policy protocol.
+
+``load_run_policy(run_dir)`` reads a training run folder (``train_config.json``,
+``best_model.zip`` or ``model.zip`` and the matching ``VecNormalize``
+statistics) and returns an ``RLPolicy``: it normalises observations exactly
+as during training, holds each action for the training decision interval,
+keeps recurrent state per slot, and returns actions in its own action mode.
+Every comparison, plot and export then treats it like any baseline.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from agents.policy import BasePolicy, PatientContext
+from simenv.core import PHYSICS_VERSION
+from simenv.errors import PainloopError
+
+#: algo_class in train_config.json -> (module, class)
+ALGORITHMS: dict[str, tuple[str, str]] = {
+    "PPO": ("stable_baselines3", "PPO"),
+    "A2C": ("stable_baselines3", "A2C"),
+    "DQN": ("stable_baselines3", "DQN"),
+    "SAC": ("stable_baselines3", "SAC"),
+    "TD3": ("stable_baselines3", "TD3"),
+    "RecurrentPPO": ("sb3_contrib", "RecurrentPPO"),
+}
+OBSERVATION_SETTINGS = ("dt_s", "feature_history", "include_self_report")
+
+
+class RLPolicy(BasePolicy):
+    """A batched wrapper around an SB3 model and its observation statistics."""
+
+    def __init__(
+        self,
+        name: str,
+        model: Any,
+        obs_mean: np.ndarray | None,
+        obs_var: np.ndarray | None,
+        clip_obs: float,
+        epsilon: float,
+        action_mode: str,
+        steps_per_decision: int,
+        env_settings: dict,
+        recurrent: bool = False,
+    ) -> None:
+        super().__init__(name)
+        self.model = model
+        self.obs_mean = obs_mean
+        self.obs_scale = None if obs_var is None else 1.0 / np.sqrt(obs_var + epsilon)
+        self.clip_obs = clip_obs
+        self.action_mode = action_mode  # instance attribute: each run has its own
+        self.n_levels = int(env_settings.get("n_levels", 6))
+        self.steps_per_decision = max(int(steps_per_decision), 1)
+        self.env_settings = env_settings
+        self.recurrent = recurrent
+
+    def check_settings(self, settings: Any) -> None:
+        """Refuse an evaluation whose observations differ from the training ones."""
+        for key in OBSERVATION_SETTINGS:
+            trained = self.env_settings.get(key)
+            used = getattr(settings, key)
+            if trained is not None and trained != used:
+                raise PainloopError(
+                    "PL-RUN-SETTINGS",
+                    f"policy '{self.name}' was trained with {key}={trained!r} but the evaluation uses "
+                    f"{key}={used!r}; allowed: the training value (set {key}={trained!r}).",
+                )
+
+    def reset(self, patients: list[PatientContext]) -> None:
+        super().reset(patients)
+        self._t = 0
+        self._state = None
+        self._episode_start = np.ones(self.n, dtype=bool)
+        self._last = None
+
+    def normalise(self, observations: np.ndarray) -> np.ndarray:
+        """Observations as the model saw them in training (VecNormalize's transform)."""
+        obs = np.asarray(observations, dtype=np.float32)
+        if self.obs_mean is None:
+            return obs
+        return np.clip((obs - self.obs_mean) * self.obs_scale, -self.clip_obs, self.clip_obs).astype(np.float32)
+
+    def act(self, observations: np.ndarray, info: dict) -> np.ndarray:
+        if self._last is None or self._t % self.steps_per_decision == 0:
+            obs = self.normalise(observations)
+            if self.recurrent:
+                action, self._state = self.model.predict(
+                    obs, state=self._state, episode_start=self._episode_start, deterministic=True
+                )
+                self._episode_start = np.zeros(self.n, dtype=bool)
+            else:
+                action, _ = self.model.predict(obs, deterministic=True)
+            self._last = action
+        self._t += 1
+        return self._last
+
+
+def _read_config(run: Path) -> dict:
+    path = run / "train_config.json"
+    if not run.is_dir():
+        raise PainloopError("PL-RUN-FOLDER", f"run folder '{run}' does not exist; allowed: a training run folder.")
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise PainloopError(
+            "PL-RUN-FOLDER", f"'{run}' is not a training run folder: train_config.json is missing."
+        ) from None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise PainloopError("PL-RUN-FOLDER", f"'{path}' cannot be read: {exc}.") from None
+
+
+def load_run_policy(
+    run_dir: str | Path, which: str = "best", label: str | None = None, allow_physics_mismatch: bool = False
+) -> RLPolicy:
+    """Load a run folder as a policy: ``which`` is ``best`` (by validation) or ``final``."""
+    run = Path(run_dir)
+    config = _read_config(run)
+    physics = config.get("physics_version")
+    if physics != PHYSICS_VERSION and not allow_physics_mismatch:
+        raise PainloopError(
+            "PL-RUN-PHYSICS",
+            f"run '{run}' was trained under physics version {physics}, this simulator is version "
+            f"{PHYSICS_VERSION}; refused (retrain, or pass allow_physics_mismatch=True knowingly).",
+        )
+    if which not in ("best", "final"):
+        raise PainloopError("PL-RUN-FOLDER", f"which='{which}'; allowed: 'best' or 'final'.")
+    names = [("best_model.zip", "best_vecnormalize.pkl"), ("model.zip", "vecnormalize.pkl")]
+    if which == "final":
+        names.reverse()
+    model_path, stats_path = next(((run / m, run / s) for m, s in names if (run / m).is_file()), (None, None))
+    if model_path is None:
+        raise PainloopError("PL-RUN-FOLDER", f"run '{run}' holds no model (best_model.zip or model.zip).")
+    algo = str(config.get("algo_class", ""))
+    if algo not in ALGORITHMS:
+        raise PainloopError(
+            "PL-RUN-FOLDER", f"run '{run}': algo_class '{algo}' is unknown; allowed: {sorted(ALGORITHMS)}."
+        )
+    module, cls = ALGORITHMS[algo]
+    klass = getattr(__import__(module, fromlist=[cls]), cls)
+    try:
+        model = klass.load(str(model_path), device="cpu")
+    except Exception as exc:  # a truncated or foreign zip
+        raise PainloopError("PL-RUN-FOLDER", f"model '{model_path}' cannot be loaded: {exc}.") from None
+    mean = var = None
+    clip_obs, epsilon = 10.0, 1e-8
+    if stats_path is not None and stats_path.is_file():
+        try:
+            with open(stats_path, "rb") as fh:
+                stats = pickle.load(fh)
+        except Exception as exc:
+            raise PainloopError("PL-RUN-FOLDER", f"statistics '{stats_path}' cannot be loaded: {exc}.") from None
+        if getattr(stats, "norm_obs", True):
+            mean = np.asarray(stats.obs_rms.mean, dtype=np.float32)
+            var = np.asarray(stats.obs_rms.var, dtype=np.float32)
+        clip_obs, epsilon = float(stats.clip_obs), float(stats.epsilon)
+    settings = dict(config.get("env_settings") or {})
+    dt = float(settings.get("dt_s", 30.0))
+    interval = settings.get("decision_interval_s") or dt
+    return RLPolicy(
+        name=label or run.name,
+        model=model,
+        obs_mean=mean,
+        obs_var=var,
+        clip_obs=clip_obs,
+        epsilon=epsilon,
+        action_mode=str(settings.get("action_mode", "on_off")),
+        steps_per_decision=int(round(float(interval) / dt)),
+        env_settings=settings,
+        recurrent=algo == "RecurrentPPO",
+    )

@@ -1,0 +1,510 @@
+"""Throughput benchmark: ``python -m experiments.benchmark --section simulator``.
+
+The simulator section measures, in one run and interleaved repeat by repeat
+(so a slow moment of the machine hits every figure alike):
+
+- steps/s of the single environment through ``gymnasium.make("painloop/PainStim-v0")``
+  (random ``on_off`` actions, reset on truncation, resets inside the timing);
+- patient-steps/s of ``simenv.BatchedCore.step`` at N = 1, 64, 1024 and 4096
+  patients of the default preset (random on/off amplitudes; building the
+  core, drawing the patients and their simulated calibration are timed
+  separately, never inside the rate);
+- gymnasium's CartPole-v1 through ``gymnasium.make`` as the yardstick, and
+  each figure's ratio to it;
+- the numba kernel's first step: compiled from scratch (empty cache) and
+  loaded from the on-disk cache, each in a fresh process.
+
+Each figure is the median, min and max over ``--repeats`` repeats. The
+console gets a table; ``--out`` (default
+``benchmark_results/benchmark-<timestamp>.json``) gets the figures, the
+machine, package versions, the git revision and the floors of the
+simulator-core issue marked met or not. The evaluation, training, learning
+and peers sections are not implemented yet: asking for one exits with code 2.
+
+Heavy imports (NumPy, gymnasium, simenv) happen only after the options are
+read, so ``OPENBLAS_NUM_THREADS`` (default 1, ``--blas-threads``) is set
+before NumPy loads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from importlib import metadata
+from pathlib import Path
+
+SECTIONS = ("simulator", "evaluation", "training", "learning", "peers")
+IMPLEMENTED = ("simulator",)
+SCHEMA = "painloop.benchmark/v1"
+ENV_ID = "painloop/PainStim-v0"
+
+DEFAULT_SIZES = (1, 64, 1024, 4096)
+QUICK_SIZES = (1, 16, 64)
+
+#: Floors of the simulator-core issue (issue 2): (key, label, figure, threshold).
+FLOORS = (
+    ("single_env_steps_per_s", "single env >= 20,000 steps/s (gymnasium.make)", ("single_env",), 20_000.0),
+    ("batched_1024_patient_steps_per_s", "batched core >= 2,000,000 patient-steps/s at N = 1024", ("batched", "1024"), 2_000_000.0),
+)
+#: Targets of the speed issue (issue 7) that this section can already check.
+TARGETS = (
+    ("single_env_steps_per_s", "single env >= 50,000 steps/s (gymnasium.make)", ("single_env",), 50_000.0),
+    ("batched_1024_patient_steps_per_s", "batched core >= 3,000,000 patient-steps/s at N = 1024", ("batched", "1024"), 3_000_000.0),
+)
+
+#: Run in a fresh process: import time and the first BatchedCore.step (numba compile or cache load).
+_FIRST_STEP_PROBE = """
+import json, time
+t0 = time.perf_counter()
+import numpy as np
+from simenv import BatchedCore, load_preset
+t1 = time.perf_counter()
+core = BatchedCore(1)
+core.reset_slots([0], [load_preset("default").patient(0)], [0], [0])
+t2 = time.perf_counter()
+core.step(np.zeros(1))
+t3 = time.perf_counter()
+print(json.dumps({"import_s": t1 - t0, "first_step_s": t3 - t2}))
+"""
+
+
+# ---------------------------------------------------------------- helpers
+def summarize(values: Sequence[float], unit: str) -> dict:
+    """Median, min, max and the raw values of one figure."""
+    vals = [float(v) for v in values]
+    return {
+        "unit": unit,
+        "median": statistics.median(vals),
+        "min": min(vals),
+        "max": max(vals),
+        "n_repeats": len(vals),
+        "repeats": vals,
+    }
+
+
+def paired_ratio(values: Sequence[float], yardstick: Sequence[float]) -> float:
+    """Median over repeats of value / CartPole of the same repeat (robust to a slow moment)."""
+    return statistics.median(v / y for v, y in zip(values, yardstick, strict=True))
+
+
+def git_revision(root: Path) -> dict:
+    """The checked-out commit and whether the work tree has uncommitted changes (None without git)."""
+    try:
+        rev = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True, timeout=10
+        ).stdout.strip()
+        dirty = bool(
+            subprocess.run(
+                ["git", "status", "--porcelain", "--untracked-files=no"],
+                cwd=root, capture_output=True, text=True, check=True, timeout=10,
+            ).stdout.strip()
+        )
+        return {"revision": rev, "dirty": dirty}
+    except (OSError, subprocess.SubprocessError):
+        return {"revision": None, "dirty": None}
+
+
+def cpu_model() -> str | None:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
+def machine_info() -> dict:
+    info = {
+        "cpu_count": os.cpu_count(),
+        "cpu_model": cpu_model(),
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "python": platform.python_version(),
+        "python_implementation": platform.python_implementation(),
+    }
+    if hasattr(os, "sched_getaffinity"):
+        info["cpus_usable"] = len(os.sched_getaffinity(0))
+    return info
+
+
+def load_average() -> list[float] | None:
+    """1, 5 and 15 minute load averages: another busy process shows up here."""
+    return list(os.getloadavg()) if hasattr(os, "getloadavg") else None
+
+
+def package_versions() -> dict:
+    out = {}
+    for name in ("painloop", "numpy", "numba", "gymnasium", "scipy"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def first_step_in_fresh_process(cache_dir: str, root: Path) -> dict:
+    """Import time and first-step time of a new Python process using numba cache ``cache_dir``."""
+    env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), env.get("PYTHONPATH")]))
+    proc = subprocess.run(
+        [sys.executable, "-c", _FIRST_STEP_PROBE], env=env, capture_output=True, text=True, timeout=600
+    )
+    if proc.returncode != 0:
+        return {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}"}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def timed_loop(step: Callable[[int], None], n: int) -> float:
+    """Seconds to call ``step(i)`` for i in range(n)."""
+    t0 = time.perf_counter()
+    for i in range(n):
+        step(i)
+    return time.perf_counter() - t0
+
+
+# ---------------------------------------------------------------- simulator section
+def run_simulator(args: argparse.Namespace, root: Path) -> dict:
+    t_import = time.perf_counter()
+    import gymnasium as gym
+    import numpy as np
+
+    import simenv
+    from simenv import BatchedCore, load_preset
+    from simenv.calibration import DEFAULT_CALIBRATION_DAYS, normalisation_for
+
+    import_s = time.perf_counter() - t_import
+    preset = load_preset("default")
+    rng = np.random.default_rng(12345)
+    n_actions = 4096  # pre-drawn random actions, cycled: no RNG inside the timed loops
+
+    # --- numba: the first step of the kernel -----------------------------------
+    log(args, "numba: first step in fresh processes (empty cache, then cached)")
+    with tempfile.TemporaryDirectory(prefix="painloop-numba-") as cache_dir:
+        cold = first_step_in_fresh_process(cache_dir, root)
+        warm = first_step_in_fresh_process(cache_dir, root)
+    core1 = BatchedCore(1)
+    core1.reset_slots([0], [preset.patient(0)], [0], [0])
+    t0 = time.perf_counter()
+    core1.step(np.zeros(1))
+    in_process_first = time.perf_counter() - t0
+    numba_info = {
+        "compile_first_step_s": cold.get("first_step_s"),
+        "cache_load_first_step_s": warm.get("first_step_s"),
+        "import_simenv_fresh_process_s": warm.get("import_s"),
+        "this_process_first_step_s": in_process_first,
+        "this_process_import_s": import_s,
+        "errors": {k: v["error"] for k, v in (("compile", cold), ("cache_load", warm)) if "error" in v},
+        "note": "first BatchedCore.step in a fresh process with an empty NUMBA_CACHE_DIR (compile) and "
+        "again with that cache filled (load); 'this_process' used the project's own numba cache.",
+    }
+
+    # --- CartPole (yardstick) ----------------------------------------------------
+    cart = gym.make("CartPole-v1")
+    cart.reset(seed=0)
+    cart_actions = [int(a) for a in rng.integers(0, 2, n_actions)]
+
+    def cart_step(i: int) -> None:
+        _, _, terminated, truncated, _ = cart.step(cart_actions[i % n_actions])
+        if terminated or truncated:
+            cart.reset()
+
+    # --- single env through gymnasium.make -------------------------------------
+    log(args, f"single env: gymnasium.make('{ENV_ID}') (includes the patient's simulated calibration)")
+    t0 = time.perf_counter()
+    env = gym.make(ENV_ID)
+    make_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    env.reset(seed=0)
+    reset_s = time.perf_counter() - t0
+    env_actions = [int(a) for a in rng.integers(0, 2, n_actions)]
+    env_resets = [0]
+
+    def env_step(i: int) -> None:
+        _, _, terminated, truncated, _ = env.step(env_actions[i % n_actions])
+        if terminated or truncated:
+            env.reset()
+            env_resets[0] += 1
+
+    # --- batched core ------------------------------------------------------------
+    cores = {}
+    for k, n in enumerate(args.sizes):
+        log(args, f"batched core: N = {n} (drawing patients, building, calibration timed apart)")
+        t0 = time.perf_counter()
+        patients = preset.sample(n)
+        sample_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        core = BatchedCore(n)
+        core.reset_slots(range(n), patients, [0] * n, [0] * n)
+        setup_s = time.perf_counter() - t0
+        on_ma = np.array([p.params.stimulation.on_amplitude_ma for p in patients])
+        n_tables = 64
+        amps = [np.where(rng.random(n) < 0.5, on_ma, 0.0) for _ in range(n_tables)]
+        calibration_s = None
+        if args.calibration:
+            # Fresh patients (indices no other part of this run uses), so no cache hides the cost.
+            fresh = [preset.patient(1_000_000 * (k + 1) + i) for i in range(n)]
+            t0 = time.perf_counter()
+            normalisation_for(fresh, 30.0, DEFAULT_CALIBRATION_DAYS)
+            calibration_s = time.perf_counter() - t0
+        steps = int(min(args.max_steps, max(args.min_steps, args.patient_steps // n)))
+
+        def core_step(i: int, core=core, amps=amps, n_tables=n_tables) -> None:
+            core.step(amps[i % n_tables])
+
+        cores[n] = {
+            "step": core_step,
+            "steps": steps,
+            "sample_patients_s": sample_s,
+            "setup_s": setup_s,
+            "calibration_s": calibration_s,
+        }
+
+    # --- warm-up, then interleaved repeats --------------------------------------
+    warm_steps = min(200, args.env_steps)
+    timed_loop(cart_step, warm_steps)
+    timed_loop(env_step, warm_steps)
+    for c in cores.values():
+        timed_loop(c["step"], min(20, c["steps"]))
+    cart_rates, env_rates = [], []
+    core_rates: dict[int, list[float]] = {n: [] for n in cores}
+    for r in range(args.repeats):
+        log(args, f"repeat {r + 1}/{args.repeats}")
+        cart_rates.append(args.cartpole_steps / timed_loop(cart_step, args.cartpole_steps))
+        env_rates.append(args.env_steps / timed_loop(env_step, args.env_steps))
+        for n, c in cores.items():
+            core_rates[n].append(n * c["steps"] / timed_loop(c["step"], c["steps"]))
+    env.close()
+    cart.close()
+
+    results: dict = {}
+    results["cartpole"] = {
+        "what": "gymnasium CartPole-v1 through gymnasium.make, random actions, reset on episode end",
+        **summarize(cart_rates, "steps/s"),
+        "steps_per_repeat": args.cartpole_steps,
+    }
+    cart_median = results["cartpole"]["median"]
+    results["single_env"] = {
+        "what": f"gymnasium.make('{ENV_ID}') defaults (cohort default, patient 0, on_off, dt_s 30, "
+        "1-day episodes), random actions, reset on truncation (resets timed)",
+        **summarize(env_rates, "steps/s"),
+        "ratio_to_cartpole": statistics.median(env_rates) / cart_median,
+        "ratio_to_cartpole_paired": paired_ratio(env_rates, cart_rates),
+        "steps_per_repeat": args.env_steps,
+        "episode_resets_timed": env_resets[0],
+        "make_s": make_s,
+        "first_reset_s": reset_s,
+        "wrappers": str(env),
+    }
+    results["batched"] = {}
+    for n, c in cores.items():
+        s = summarize(core_rates[n], "patient-steps/s")
+        results["batched"][str(n)] = {
+            "what": f"BatchedCore.step, N = {n} patients of the default preset, dt_s 30, random on/off amplitudes",
+            "n_patients": n,
+            **s,
+            "ratio_to_cartpole": s["median"] / cart_median,
+            "ratio_to_cartpole_paired": paired_ratio(core_rates[n], cart_rates),
+            "steps_per_repeat": c["steps"],
+            "sample_patients_s": c["sample_patients_s"],
+            "setup_s": c["setup_s"],
+            "calibration_s": c["calibration_s"],
+            "calibration_days": DEFAULT_CALIBRATION_DAYS if args.calibration else None,
+        }
+    results["numba"] = numba_info
+    results["simenv_physics_version"] = getattr(simenv, "PHYSICS_VERSION", None)
+    return results
+
+
+def lookup(results: dict, path: Sequence[str]) -> float | None:
+    node = results
+    for key in path:
+        if not isinstance(node, dict) or key not in node:
+            return None
+        node = node[key]
+    return node.get("median") if isinstance(node, dict) else None
+
+
+def check(results: dict, specs, source: str) -> list[dict]:
+    out = []
+    for key, label, path, threshold in specs:
+        measured = lookup(results, path)
+        out.append(
+            {
+                "key": key,
+                "label": label,
+                "source": source,
+                "threshold": threshold,
+                "measured_median": measured,
+                "met": None if measured is None else bool(measured >= threshold),
+            }
+        )
+    return out
+
+
+# ---------------------------------------------------------------- output
+def fmt_rate(x: float | None) -> str:
+    return "-" if x is None else f"{x:,.0f}"
+
+
+def fmt_s(x: float | None) -> str:
+    return "-" if x is None else f"{x:.3f}"
+
+
+def render(report: dict) -> str:
+    res = report["results"]
+    rows = [("CartPole-v1 (gymnasium.make)", res["cartpole"])]
+    rows.append((f"{ENV_ID} single env (gymnasium.make)", res["single_env"]))
+    for n, fig in res["batched"].items():
+        rows.append((f"BatchedCore.step N = {n}", fig))
+    header = ("figure", "unit", "median", "min", "max", "x CartPole")
+    table = [header]
+    for name, fig in rows:
+        ratio = fig.get("ratio_to_cartpole", 1.0)
+        table.append((name, fig["unit"], fmt_rate(fig["median"]), fmt_rate(fig["min"]), fmt_rate(fig["max"]), f"{ratio:.2f}"))
+    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
+    lines = []
+    for j, r in enumerate(table):
+        lines.append("  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))))
+        if j == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    s = report["settings"]
+    lines.append(f"(medians of {s['repeats']} interleaved repeats; OPENBLAS_NUM_THREADS={s['openblas_num_threads']})")
+    lines.append("")
+    lines.append("set-up, timed apart from the rates (seconds):")
+    lines.append(f"  single env: gymnasium.make {fmt_s(res['single_env']['make_s'])} (incl. calibration), first reset {fmt_s(res['single_env']['first_reset_s'])}")
+    for n, fig in res["batched"].items():
+        lines.append(
+            f"  N = {n}: draw patients {fmt_s(fig['sample_patients_s'])}, build + reset core {fmt_s(fig['setup_s'])}, "
+            f"calibration ({fig['calibration_days'] or '-'} days, fresh patients) {fmt_s(fig['calibration_s'])}"
+        )
+    nb = res["numba"]
+    lines.append(
+        f"  numba first step: compile {fmt_s(nb['compile_first_step_s'])}, cache load {fmt_s(nb['cache_load_first_step_s'])} "
+        f"(fresh processes); import simenv {fmt_s(nb['import_simenv_fresh_process_s'])}"
+    )
+    for kind, err in nb["errors"].items():
+        lines.append(f"  numba {kind} probe failed: {err}")
+    lines.append("")
+    for group, title in (("floors", "floors (issue 2)"), ("targets", "targets (issue 7)")):
+        lines.append(f"{title}:")
+        for f in report[group]:
+            state = "not measured" if f["met"] is None else ("met" if f["met"] else "NOT met")
+            lines.append(f"  {f['label']}: measured {fmt_rate(f['measured_median'])} -> {state}")
+    return "\n".join(lines)
+
+
+def log(args: argparse.Namespace, message: str) -> None:
+    if not args.silent:
+        print(f"[benchmark] {message}", file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------- command line
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m experiments.benchmark",
+        description="painloop throughput benchmark (see docs/performance.md).",
+    )
+    p.add_argument(
+        "--section",
+        default="simulator",
+        help=f"one of {', '.join(SECTIONS)} (implemented so far: {', '.join(IMPLEMENTED)}; default simulator)",
+    )
+    p.add_argument("--repeats", type=int, default=5, help="repeats per figure (default 5; medians need >= 5)")
+    p.add_argument("--out", type=Path, default=None, help="JSON file (default benchmark_results/benchmark-<timestamp>.json)")
+    p.add_argument("--quick", action="store_true", help="tiny sizes: checks the plumbing, not the speed")
+    p.add_argument("--sizes", type=int, nargs="+", default=None, help="batch sizes N (default 1 64 1024 4096)")
+    p.add_argument("--blas-threads", default=None, help="OPENBLAS_NUM_THREADS (default: the environment's, else 1)")
+    p.add_argument("--no-calibration", dest="calibration", action="store_false", help="skip timing the calibration")
+    p.add_argument("--check-floors", action="store_true", help="exit 1 if a floor of issue 2 is not met")
+    p.add_argument("--silent", action="store_true", help="no progress messages on stderr")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.section not in SECTIONS:
+        print(f"error: --section {args.section!r} is unknown; allowed: {', '.join(SECTIONS)}.", file=sys.stderr)
+        return 2
+    if args.section not in IMPLEMENTED:
+        print(
+            f"error: benchmark section '{args.section}' is not implemented yet (planned by the speed issue); "
+            f"implemented: {', '.join(IMPLEMENTED)}. Nothing was measured.",
+            file=sys.stderr,
+        )
+        return 2
+    if args.repeats < 1:
+        print(f"error: --repeats {args.repeats}; allowed: a whole number >= 1.", file=sys.stderr)
+        return 2
+    if args.sizes is not None and any(n < 1 for n in args.sizes):
+        print(f"error: --sizes {args.sizes}; allowed: whole numbers >= 1.", file=sys.stderr)
+        return 2
+
+    numpy_preloaded = "numpy" in sys.modules
+    blas = args.blas_threads or os.environ.get("OPENBLAS_NUM_THREADS") or "1"
+    os.environ["OPENBLAS_NUM_THREADS"] = str(blas)
+
+    if args.quick:
+        args.sizes = args.sizes or list(QUICK_SIZES)
+        args.cartpole_steps, args.env_steps = 500, 300
+        args.patient_steps, args.min_steps, args.max_steps = 2_000, 20, 200
+    else:
+        args.sizes = args.sizes or list(DEFAULT_SIZES)
+        args.cartpole_steps, args.env_steps = 20_000, 20_000
+        args.patient_steps, args.min_steps, args.max_steps = 2_000_000, 200, 20_000
+    args.sizes = sorted(dict.fromkeys(args.sizes))
+
+    root = Path(__file__).resolve().parents[1]
+    started = _dt.datetime.now(_dt.timezone.utc)
+    out = args.out or Path("benchmark_results") / f"benchmark-{started.strftime('%Y%m%d-%H%M%S')}.json"
+    wall0 = time.perf_counter()
+    machine = machine_info()
+    machine["load_average_at_start"] = load_average()
+    git = git_revision(root)
+    results = run_simulator(args, root)
+    machine["load_average_at_end"] = load_average()
+    report = {
+        "schema": SCHEMA,
+        "section": args.section,
+        "created_utc": started.isoformat(timespec="seconds"),
+        "command": [sys.executable, "-m", "experiments.benchmark", *(sys.argv[1:] if argv is None else argv)],
+        "settings": {
+            "repeats": args.repeats,
+            "quick": args.quick,
+            "sizes": args.sizes,
+            "cartpole_steps_per_repeat": args.cartpole_steps,
+            "single_env_steps_per_repeat": args.env_steps,
+            "batched_patient_steps_per_repeat": args.patient_steps,
+            "openblas_num_threads": os.environ["OPENBLAS_NUM_THREADS"],
+            "numpy_imported_before_setting_blas_threads": numpy_preloaded,
+            "calibration_timed": args.calibration,
+        },
+        "machine": machine,
+        "versions": package_versions(),
+        "git": git,
+        "results": results,
+        "floors": check(results, FLOORS, "issue 2"),
+        "targets": check(results, TARGETS, "issue 7"),
+        "wall_s": time.perf_counter() - wall0,
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print(render(report))
+    print(f"\nwrote {out} ({report['wall_s']:.0f} s)")
+    if args.check_floors and any(f["met"] is False for f in report["floors"]):
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
