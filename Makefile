@@ -15,7 +15,7 @@ export OPENBLAS_NUM_THREADS ?= 1
 .PHONY: help venv install demo test lint benchmark validate clean
 
 help:
-	@echo "make demo       install if needed, then simulate one week: no vs continuous stimulation"
+	@echo "make demo       install if needed, then evaluate all baselines on the test cohort for a week"
 	@echo "make test       install if needed, then run the test suite"
 	@echo "make lint       ruff check"
 	@echo "make benchmark  simulator throughput (python -m experiments.benchmark --section simulator)"
@@ -47,7 +47,7 @@ $(STAMP): pyproject.toml constraints.txt $(VENV)/pyvenv.cfg
 venv install: $(STAMP)
 
 demo: $(STAMP)
-	$(VPY) -m experiments.demo
+	$(VPY) -m experiments.evaluate hydra.run.dir=outputs/demo
 
 # pytest exits 5 when it collected no tests: that is a failure, not a pass.
 test: $(STAMP)

@@ -18,8 +18,13 @@ Each figure is the median, min and max over ``--repeats`` repeats. The
 console gets a table; ``--out`` (default
 ``benchmark_results/benchmark-<timestamp>.json``) gets the figures, the
 machine, package versions, the git revision and the floors of the
-simulator-core issue marked met or not. The evaluation, training, learning
-and peers sections are not implemented yet: asking for one exits with code 2.
+simulator-core issue marked met or not.
+
+The evaluation section times ``agents.evaluation.evaluate`` (the engine of
+``experiments.evaluate``) on the 7 baselines x 100 patients of the test
+cohort x 28 days, clinic calibration included, end to end. The training,
+learning and peers sections are not implemented yet: asking for one exits
+with code 2.
 
 Heavy imports (NumPy, gymnasium, simenv) happen only after the options are
 read, so ``OPENBLAS_NUM_THREADS`` (default 1, ``--blas-threads``) is set
@@ -43,7 +48,7 @@ from importlib import metadata
 from pathlib import Path
 
 SECTIONS = ("simulator", "evaluation", "training", "learning", "peers")
-IMPLEMENTED = ("simulator",)
+IMPLEMENTED = ("simulator", "evaluation")
 SCHEMA = "painloop.benchmark/v1"
 ENV_ID = "painloop/PainStim-v0"
 
@@ -325,6 +330,47 @@ def run_simulator(args: argparse.Namespace, root: Path) -> dict:
     return results
 
 
+EVALUATION_FLOORS = (
+    ("evaluation_wall_s", "7 controllers x 100 patients x 28 days in <= 60 s (issue 3)", ("evaluation",), 60.0),
+)
+EVALUATION_TARGETS = (
+    ("evaluation_wall_s", "7 controllers x 100 patients x 28 days in < 20 s (issue 7)", ("evaluation",), 20.0),
+)
+BASELINES = ("off", "continuous", "cycling", "threshold", "dual_threshold", "oracle", "random")
+
+
+def run_evaluation(args: argparse.Namespace) -> dict:
+    """Wall time of the paired evaluation engine, end to end (calibrations included)."""
+    from agents.controllers import ControllerSpec
+    from agents.evaluation import evaluate
+    from simenv import EnvSettings, load_preset
+
+    n, days = (4, 1.0) if args.quick else (100, 28.0)
+    specs = [
+        ControllerSpec(name, name, {"match": "threshold"} if name == "random" else {}) for name in BASELINES
+    ]
+    patients = load_preset("test").sample(n)
+    evaluate(specs[:2], patients[:1], EnvSettings(horizon_days=0.01), seed=0)  # compile / warm caches
+    walls = []
+    for r in range(args.repeats):
+        log(args, f"evaluation repeat {r + 1}/{args.repeats}: {len(specs)} controllers x {n} patients x {days:g} days")
+        t0 = time.perf_counter()
+        evaluate(specs, patients, EnvSettings(horizon_days=days), seed=r)
+        walls.append(time.perf_counter() - t0)
+    summary = summarize(walls, "s")
+    controller_patient_days = len(specs) * n * days
+    return {
+        "evaluation": {
+            "what": f"agents.evaluation.evaluate: {len(specs)} baselines x {n} patients of 'test' x {days:g} days, dt_s 30",
+            **summary,
+            "controllers": list(BASELINES),
+            "n_patients": n,
+            "days": days,
+            "controller_patient_days_per_s": controller_patient_days / summary["median"],
+        }
+    }
+
+
 def lookup(results: dict, path: Sequence[str]) -> float | None:
     node = results
     for key in path:
@@ -334,10 +380,11 @@ def lookup(results: dict, path: Sequence[str]) -> float | None:
     return node.get("median") if isinstance(node, dict) else None
 
 
-def check(results: dict, specs, source: str) -> list[dict]:
+def check(results: dict, specs, source: str, lower_is_better: bool = False) -> list[dict]:
     out = []
     for key, label, path, threshold in specs:
         measured = lookup(results, path)
+        met = None if measured is None else bool(measured <= threshold if lower_is_better else measured >= threshold)
         out.append(
             {
                 "key": key,
@@ -345,7 +392,7 @@ def check(results: dict, specs, source: str) -> list[dict]:
                 "source": source,
                 "threshold": threshold,
                 "measured_median": measured,
-                "met": None if measured is None else bool(measured >= threshold),
+                "met": met,
             }
         )
     return out
@@ -360,7 +407,23 @@ def fmt_s(x: float | None) -> str:
     return "-" if x is None else f"{x:.3f}"
 
 
+def render_evaluation(report: dict) -> str:
+    fig = report["results"]["evaluation"]
+    lines = [
+        f"evaluation: {fig['what']}",
+        f"  wall time: median {fig['median']:.1f} s (min {fig['min']:.1f}, max {fig['max']:.1f}) over "
+        f"{report['settings']['repeats']} repeats; {fig['controller_patient_days_per_s']:,.0f} controller-patient-days/s",
+    ]
+    for group, title in (("floors", "floor (issue 3)"), ("targets", "target (issue 7)")):
+        for f in report[group]:
+            state = "not measured" if f["met"] is None else ("met" if f["met"] else "NOT met")
+            lines.append(f"  {title}: {f['label']}: measured {f['measured_median']:.1f} s -> {state}")
+    return "\n".join(lines)
+
+
 def render(report: dict) -> str:
+    if report["section"] == "evaluation":
+        return render_evaluation(report)
     res = report["results"]
     rows = [("CartPole-v1 (gymnasium.make)", res["cartpole"])]
     rows.append((f"{ENV_ID} single env (gymnasium.make)", res["single_env"]))
@@ -471,7 +534,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     machine = machine_info()
     machine["load_average_at_start"] = load_average()
     git = git_revision(root)
-    results = run_simulator(args, root)
+    if args.section == "evaluation":
+        results = run_evaluation(args)
+        floors = check(results, EVALUATION_FLOORS, "issue 3", lower_is_better=True)
+        targets = check(results, EVALUATION_TARGETS, "issue 7", lower_is_better=True)
+    else:
+        results = run_simulator(args, root)
+        floors, targets = check(results, FLOORS, "issue 2"), check(results, TARGETS, "issue 7")
     machine["load_average_at_end"] = load_average()
     report = {
         "schema": SCHEMA,
@@ -493,8 +562,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "versions": package_versions(),
         "git": git,
         "results": results,
-        "floors": check(results, FLOORS, "issue 2"),
-        "targets": check(results, TARGETS, "issue 7"),
+        "floors": floors,
+        "targets": targets,
         "wall_s": time.perf_counter() - wall0,
     }
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -59,7 +59,7 @@ def test_simulator_section_quick_writes_json(tmp_path, capsys):
     assert "CartPole-v1" in printed and "floors (issue 2)" in printed
 
 
-@pytest.mark.parametrize("section", ["evaluation", "training", "learning", "peers"])
+@pytest.mark.parametrize("section", ["training", "learning", "peers"])
 def test_unimplemented_section_exits_2(section):
     proc = subprocess.run(
         [sys.executable, "-m", "experiments.benchmark", "--section", section],
@@ -68,6 +68,19 @@ def test_unimplemented_section_exits_2(section):
     assert proc.returncode == 2
     assert "not implemented yet" in proc.stderr
     assert section in proc.stderr
+
+
+def test_evaluation_section_quick_writes_json(tmp_path, capsys):
+    out = tmp_path / "eval.json"
+    code = benchmark.main(["--section", "evaluation", "--quick", "--repeats", "1", "--out", str(out), "--silent"])
+    assert code == 0
+    report = json.loads(out.read_text())
+    fig = report["results"]["evaluation"]
+    assert report["section"] == "evaluation"
+    assert fig["controllers"] == list(benchmark.BASELINES) and len(fig["controllers"]) == 7
+    assert fig["median"] > 0 and fig["n_patients"] == 4
+    assert [f["key"] for f in report["floors"]] == ["evaluation_wall_s"]
+    assert "controller-patient-days/s" in capsys.readouterr().out
 
 
 def test_unknown_section_exits_2(capsys):
