@@ -95,6 +95,7 @@ def param_row(params: PatientParams, dt_s: float, start_hour: float) -> np.ndarr
     # P = I^2 R f PW with I in A and PW in s: (1e-3)^2 * 1e-6 per mA^2 * us.
     row[L.P_POWER_W_PER_MA2] = 1e-6 * st.impedance_ohm * st.frequency_hz * st.pulse_width_us * 1e-6
     row[L.P_RAMP_MA_PER_S] = st.ramp_ma_per_s
+    row[L.P_RAMP_DOWN_MA_PER_S] = st.ramp_ma_per_s
     row[L.P_AMP_MAX_MA] = st.amplitude_max_ma
     row[L.P_MILD_RATE_PER_S] = se.mild_max_rate_per_day / SECONDS_PER_DAY
     row[L.P_MILD_HALF_UC] = se.mild_half_charge_uc
@@ -289,6 +290,18 @@ class BatchedCore:
             )
 
     # --------------------------------------------------------------- helpers
+    def set_ramp_rates(self, slots: Sequence[int] | slice, up_ma_per_s: np.ndarray, down_ma_per_s: np.ndarray) -> None:
+        """Override the ramp rates of some slots until their next reset (e.g. a device config's).
+
+        Rates must be positive; the slots' safety ceilings are unchanged.
+        """
+        up = np.asarray(up_ma_per_s, dtype=np.float64)
+        down = np.asarray(down_ma_per_s, dtype=np.float64)
+        if not (np.all(up > 0) and np.all(down > 0) and np.all(np.isfinite(up)) and np.all(np.isfinite(down))):
+            raise PainloopError("PL-ENV-ARG", f"ramp rates up={up!r}, down={down!r} mA/s; allowed: finite values > 0.")
+        self.params[slots, L.P_RAMP_MA_PER_S] = up
+        self.params[slots, L.P_RAMP_DOWN_MA_PER_S] = down
+
     def time_of_day_h(self) -> np.ndarray:
         """Clock hour at the end of the last step, shape (n_slots,)."""
         return (self.start_hour + self.state[:, L.S_TIME_S] / SECONDS_PER_HOUR) % 24.0

@@ -108,8 +108,10 @@ def step_kernel(
         # --- amplitude ramp: slew at most ramp * dt toward the target ---------
         a0 = s[L.S_AMPLITUDE_MA]
         target = target_ma[p]
-        ramp = q[L.P_RAMP_MA_PER_S]
         delta = target - a0
+        # Up and down ramps may differ (device configs set both; a patient's
+        # stimulation.ramp_ma_per_s sets both by default).
+        ramp = q[L.P_RAMP_MA_PER_S] if delta >= 0.0 else q[L.P_RAMP_DOWN_MA_PER_S]
         max_move = ramp * dt_s
         if delta > max_move:
             a1 = a0 + max_move

@@ -89,7 +89,7 @@ P_WAKE_H = 31
 P_SLEEP_H = 32
 P_PULSE_WIDTH_US = 33
 P_POWER_W_PER_MA2 = 34  # R * f * PW * 1e-6 (W per mA^2)
-P_RAMP_MA_PER_S = 35
+P_RAMP_MA_PER_S = 35  # ramp up
 P_AMP_MAX_MA = 36
 P_MILD_RATE_PER_S = 37
 P_MILD_HALF_UC = 38
@@ -104,7 +104,8 @@ P_OVERHEAD_W = 46
 P_START_HOUR = 47  # clock hour at the start of the episode
 P_SWITCH_TOL_MA = 48  # half the amplitude step: smaller changes are not switches
 P_SEIZURE_EXPONENT = 49
-N_PARAMS = 50
+P_RAMP_DOWN_MA_PER_S = 50
+N_PARAMS = 51
 
 # --- exogenous noise drawn per patient and step ------------------------------
 N_FAST = 0  # standard normals
