@@ -101,7 +101,7 @@ class RLPolicy(BasePolicy):
         return self._last
 
 
-def _read_config(run: Path) -> dict:
+def read_train_config(run: Path) -> dict:
     path = run / "train_config.json"
     if not run.is_dir():
         raise PainloopError("PL-RUN-FOLDER", f"run folder '{run}' does not exist; allowed: a training run folder.")
@@ -120,7 +120,7 @@ def load_run_policy(
 ) -> RLPolicy:
     """Load a run folder as a policy: ``which`` is ``best`` (by validation) or ``final``."""
     run = Path(run_dir)
-    config = _read_config(run)
+    config = read_train_config(run)
     physics = config.get("physics_version")
     if physics != PHYSICS_VERSION and not allow_physics_mismatch:
         raise PainloopError(

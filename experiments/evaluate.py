@@ -78,9 +78,9 @@ def parse_entry(entry: str, conf_dir: Path = CONTROLLER_DIR) -> tuple[str, str]:
     label, source = label.strip(), source.strip()
     prefix, colon, rest = source.partition(":")
     if colon and prefix == "run":  # a training run folder, loaded by agents.rl_policy
-        from agents.rl_policy import _read_config
+        from agents.rl_policy import read_train_config
 
-        _read_config(Path(rest))  # bad input is refused here, before any work
+        read_train_config(Path(rest))  # bad input is refused here, before any work
         if not sep:
             label = "run-" + re.sub(r"[^A-Za-z0-9_.+-]", "_", Path(rest).resolve().name)
         if not LABEL_RE.match(label) or label.startswith("__"):

@@ -138,18 +138,26 @@ def check_overrides(
     schema: type,
     groups: dict[str, str],
     conf_dir: Path = CONF_DIR,
+    group_codes: dict[str, str] | None = None,
+    skip_prefixes: Sequence[str] = (),
+    valid_keys: Sequence[str] | None = None,
 ) -> list[str]:
     """Parse the overrides and check every key and group option; return them (labels quoted).
 
     Raises ``PainloopError`` with ``PL-CONFIG-SYNTAX``, ``PL-CONFIG-KEY`` or
-    ``PL-COHORT-UNKNOWN``. Keys under ``hydra`` are Hydra's own and pass.
+    the group's code in ``group_codes`` (default: ``PL-COHORT-UNKNOWN`` for
+    ``cohort``) for an option that does not exist. Keys under ``hydra`` are
+    Hydra's own and pass; keys starting with one of ``skip_prefixes`` are left
+    for a later check. ``valid_keys`` replaces the schema's keys when given
+    (e.g. keys that depend on a group's choice).
     """
+    codes = {"cohort": "PL-COHORT-UNKNOWN"} if group_codes is None else group_codes
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import OverrideParseException
 
     parser = OverridesParser.create()
     fixed = [quote_labelled_entries(o) for o in overrides]
-    keys = schema_keys(schema)
+    keys = list(valid_keys) if valid_keys is not None else schema_keys(schema)
     for text in fixed:
         try:
             ov = parser.parse_overrides([text])[0]
@@ -163,13 +171,15 @@ def check_overrides(
         key = ov.key_or_group
         if key == "hydra" or key.startswith(("hydra.", "hydra/")):
             continue
+        if skip_prefixes and key.startswith(tuple(skip_prefixes)):
+            continue
         if key in groups and not ov.is_delete():
             options = group_options(groups[key], conf_dir)
             values = ov.value()
             values = list(values.list) if ov.is_sweep_override() and hasattr(values, "list") else [values]
             for v in values:
                 if isinstance(v, str) and v not in options:
-                    code = "PL-COHORT-UNKNOWN" if key == "cohort" else "PL-CONFIG-KEY"
+                    code = codes.get(key, "PL-CONFIG-KEY")
                     raise PainloopError(
                         code, f"{key}={v!r} does not exist; available {key} options: {options}{_closest(v, options)}."
                     )
@@ -184,3 +194,43 @@ def check_overrides(
                 f"unknown config key '{key}'{_closest(key, candidates)}; valid keys: {', '.join(candidates)}.",
             )
     return fixed
+
+
+def splice_overrides(argv: Sequence[str], overrides: Sequence[str], fixed: Sequence[str]) -> list[str]:
+    """``argv`` with each of ``overrides`` (in order) replaced by its checked form in ``fixed``."""
+    out, it = [], iter(fixed)
+    remaining = list(overrides)
+    for arg in argv:
+        if remaining and arg == remaining[0]:
+            remaining.pop(0)
+            out.append(next(it))
+        else:
+            out.append(arg)
+    return out
+
+
+def compose_check(config_name: str, overrides: Sequence[str], docs: str, conf_dir: Path = CONF_DIR):
+    """Compose ``config_name`` as Hydra will (types, missing values); returns the config.
+
+    Hydra's and OmegaConf's errors become one ``PL-CONFIG-VALUE`` naming the
+    problem and pointing at ``docs``.
+    """
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        with initialize_config_dir(config_dir=str(conf_dir), version_base=None):
+            return compose(
+                config_name=config_name,
+                overrides=[o for o in overrides if not o.lstrip("+~").startswith("hydra")],
+            )
+    except (HydraException, OmegaConfBaseException) as exc:
+        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+        cause = exc.__cause__
+        if cause is not None and str(cause).strip():
+            lines.append(str(cause).strip().splitlines()[0])
+        raise PainloopError(
+            "PL-CONFIG-VALUE",
+            f"the config does not compose: {' / '.join(lines[:3])}; see {docs} for the keys and types.",
+        ) from None

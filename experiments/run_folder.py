@@ -291,10 +291,10 @@ class RunFolder:
             return status
 
     # -- transitions -----------------------------------------------------------------------------
-    def start(self) -> dict:
-        """State ``running`` (first heartbeat)."""
+    def start(self, **fields: Any) -> dict:
+        """State ``running`` (first heartbeat); ``fields`` are added to the status (e.g. ``slurm_job_id``)."""
         self._last_beat = self.clock()
-        return self._write("running", progress=None, error=None)
+        return self._write("running", progress=None, error=None, **fields)
 
     def heartbeat(self, progress: dict[str, Any] | None = None, force: bool = False) -> bool:
         """Refresh the heartbeat (and progress) if ``heartbeat_every_s`` has passed; True if written.
