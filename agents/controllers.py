@@ -13,6 +13,7 @@ from typing import Any
 
 from agents.baselines import Continuous, Cycling, Off, Oracle, RandomOnOff, Threshold
 from agents.clinic import ClinicSettings, DetectorSettings
+from agents.config_policy import ConfigPolicy
 from agents.policy import BasePolicy
 from simenv.errors import PainloopError
 
@@ -26,6 +27,7 @@ KINDS: dict[str, tuple[type[BasePolicy], tuple[str, ...]]] = {
     "dual_threshold": (Threshold, ()),
     "run": (BasePolicy, ("path", "which")),  # a training run folder (agents.rl_policy)
     "policy": (BasePolicy, ()),  # an in-memory policy object, given as ``factory``
+    "config": (ConfigPolicy, ("path",)),  # a folder of exported device configs (agents.config_policy)
 }
 _DETECTOR_KEYS = tuple(f.name for f in fields(DetectorSettings))
 _CLINIC_KEYS = tuple(f"calibration_{f.name}" for f in fields(ClinicSettings))
@@ -100,6 +102,8 @@ class ControllerSpec:
             from agents.rl_policy import load_run_policy  # imports torch: only when asked for
 
             return load_run_policy(p["path"], which=p.get("which", "best"), label=self.label)
+        if self.kind == "config":
+            return ConfigPolicy.from_dir(p["path"], self.label, dt_s=dt_s)
         if self.kind == "cycling":
             return Cycling(self.label, dt_s=dt_s, **p)
         if self.kind == "random":

@@ -61,6 +61,9 @@ class EvaluationResult:
     seed: int
     traces: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
     detectors: dict[str, list] = field(default_factory=dict)
+    #: With ``record_actions=True``: label -> commanded amplitude (mA) per patient and decision,
+    #: shape (n_patients, n_decisions).
+    actions: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 class _SlicedInfo(dict):
@@ -101,12 +104,17 @@ def evaluate(
     trace_days: float = 1.0,
     progress: Callable[[int, int], None] | None = None,
     extra_specs: Sequence[ControllerSpec] = (),
+    record_actions: bool = False,
 ) -> EvaluationResult:
     """Run ``specs`` on ``patients`` for ``settings.horizon_days`` with common random numbers.
 
     ``extra_specs`` are controllers available for matching (e.g. the one a
     ``random`` entry copies) but not reported unless also in ``specs``.
     ``progress(done_steps, total_steps)`` is called now and then.
+    ``record_actions`` keeps every commanded amplitude (``result.actions``).
+    A policy whose ``action_mode`` is ``"amplitude_ma"`` returns amplitudes in
+    mA, used as they are; one with a ``configure_core(core, slots)`` method is
+    given the simulator core after its reset (device configs set ramp rates).
     """
     _check_specs(specs)
     wanted = {s.label: s for s in specs}
@@ -145,6 +153,7 @@ def evaluate(
     per_patient: dict[str, dict[str, np.ndarray]] = {}
     traces: dict[str, dict[str, np.ndarray]] = {}
     extra: dict[str, dict[str, np.ndarray]] = {}
+    actions: dict[str, np.ndarray] = {}
     for phase in (phase1, phase2):
         if not phase:
             continue
@@ -162,7 +171,8 @@ def evaluate(
                 check(settings)
             policies.append(pol)
         metrics, more, trace = _run_phase(
-            phase, policies, patients, settings, reward, seed, clinic, detectors, trace_patient, trace_days, tick
+            phase, policies, patients, settings, reward, seed, clinic, detectors, trace_patient, trace_days, tick,
+            actions if record_actions else None,
         )
         per_patient.update(metrics)
         extra.update(more)
@@ -182,6 +192,7 @@ def evaluate(
         seed=seed,
         traces={k: v for k, v in traces.items() if k in wanted},
         detectors={k: v for k, v in detectors.items() if k in wanted},
+        actions={k: v for k, v in actions.items() if k in wanted},
     )
 
 
@@ -191,7 +202,9 @@ def _clinic_records(specs, patients, dt_s, seed) -> dict:
     return {cs: record_calibration_period(patients, dt_s, seed, cs) for cs in needed}
 
 
-def _run_phase(specs, policies, patients, settings, reward, seed, clinic, detectors, trace_patient, trace_days, tick):
+def _run_phase(
+    specs, policies, patients, settings, reward, seed, clinic, detectors, trace_patient, trace_days, tick, actions=None
+):
     n_pat = len(patients)
     n_ctl = len(specs)
     batch = PainStimBatch(list(patients) * n_ctl, settings, reward)
@@ -208,6 +221,9 @@ def _run_phase(specs, policies, patients, settings, reward, seed, clinic, detect
                 for p, d, r in zip(patients, dets, records, strict=True)
             ]
         )
+        configure = getattr(pol, "configure_core", None)
+        if configure is not None:
+            configure(batch.core, slices[specs.index(spec)])
     n_slots = n_pat * n_ctl
     sums = np.zeros((n_slots, 4))  # pain, high pain, relief lost, reward
     term_sums = np.zeros((n_slots, len(TERMS)))
@@ -220,12 +236,19 @@ def _run_phase(specs, policies, patients, settings, reward, seed, clinic, detect
     trace_buf = np.full((len(trace_keys) + 3, n_ctl, trace_steps), np.nan)
     amplitudes = np.zeros(n_slots)
     modes = [(getattr(pol, "action_mode", "on_off"), getattr(pol, "n_levels", None)) for pol in policies]
+    n_decisions = -(-settings.horizon_steps // settings.steps_per_decision)
+    record = np.zeros((n_slots, n_decisions)) if actions is not None else None
     chunk = 0
     while True:
         for c, pol in enumerate(policies):
             sl = slices[c]
             action = pol.act(obs[sl], _SlicedInfo(info, sl))
-            amplitudes[sl] = batch.amplitudes_for(action, modes[c][0], sl, modes[c][1])
+            if modes[c][0] == "amplitude_ma":  # device configs command amplitudes in mA directly
+                amplitudes[sl] = np.asarray(action, dtype=np.float64).reshape(-1)
+            else:
+                amplitudes[sl] = batch.amplitudes_for(action, modes[c][0], sl, modes[c][1])
+        if record is not None and decisions < n_decisions:
+            record[:, decisions] = amplitudes
         obs, rew, _, truncated = batch.step_arrays(None, amplitudes)
         packed = batch.last_info
         sums[:, 0] += batch.last_terms[:, 0]
@@ -279,6 +302,8 @@ def _run_phase(specs, policies, patients, settings, reward, seed, clinic, detect
         sl = slices[c]
         out[spec.label] = {k: v[sl].copy() for k, v in metrics_all.items()}
         more[spec.label] = {"duty_cycle": metrics_all["duty_cycle"][sl].copy(), "mean_on_burst_s": mean_burst[sl].copy()}
+        if record is not None:
+            actions[spec.label] = record[sl].copy()
         if trace_steps:
             tr = {key: trace_buf[k, c].copy() for k, key in enumerate(trace_keys)}
             tr["elapsed_s"] = trace_buf[len(trace_keys), c].copy()

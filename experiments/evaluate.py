@@ -53,10 +53,6 @@ EXIT_FAILED = 1
 #: Labels name files (trace_<label>.png): letters, digits, '_', '.', '+', '-'.
 LABEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
-#: Entry prefixes that later issues implement.
-LATER_ENTRIES = {
-    "config": "a folder of exported per-patient controller configs, from the export command",
-}
 
 hydra_schema.register()
 #: The command line as typed (``main`` rewrites ``sys.argv`` for Hydra); recorded in run.json.
@@ -86,12 +82,15 @@ def parse_entry(entry: str, conf_dir: Path = CONTROLLER_DIR) -> tuple[str, str]:
         if not LABEL_RE.match(label) or label.startswith("__"):
             raise PainloopError("PL-CONTROLLER-LABEL", f"label '{label}' (entry '{text}') is not allowed.")
         return label, source
-    if colon and prefix in LATER_ENTRIES:
-        raise PainloopError(
-            "PL-CONTROLLER-NOT-AVAILABLE",
-            f"controller entry '{text}': '{prefix}:<dir>' entries ({LATER_ENTRIES[prefix]}) are not available yet; "
-            f"available now: names from conf/controller/ {available_controllers(conf_dir)}, optionally as label=name.",
-        )
+    if colon and prefix == "config":  # a folder of exported per-patient device configs (agents.config_policy)
+        from agents.controller_config import load_config_dir
+
+        load_config_dir(Path(rest))  # missing, empty or invalid folders are refused here, before any work
+        if not sep:
+            label = "config-" + re.sub(r"[^A-Za-z0-9_.+-]", "_", Path(rest).resolve().name)
+        if not LABEL_RE.match(label) or label.startswith("__"):
+            raise PainloopError("PL-CONTROLLER-LABEL", f"label '{label}' (entry '{text}') is not allowed.")
+        return label, source
     names = available_controllers(conf_dir)
     if not NAME_RE.match(source) or source not in names:
         hint = " (a YAML file reads a bare off/on as a boolean: quote it, 'off')" if source in ("False", "True") else ""
@@ -115,6 +114,8 @@ def load_controller(name: str, label: str, conf_dir: Path = CONTROLLER_DIR):
 
     if name.startswith("run:"):
         return ControllerSpec(label, "run", {"path": name[len("run:") :]})
+    if name.startswith("config:"):
+        return ControllerSpec(label, "config", {"path": name[len("config:") :]})
     path = Path(conf_dir) / f"{name}.yaml"
     try:
         data = yaml.safe_load(path.read_text())
@@ -223,7 +224,10 @@ def make_plan(cfg: DictConfig, conf_dir: Path = CONTROLLER_DIR) -> Plan:
             f"(cohort.n_patients={len(patients)}).",
         )
     for s in [*specs, *extra]:  # parameter ranges are checked when the objects are built
-        s.build(settings.dt_s, seed)
+        pol = s.build(settings.dt_s, seed)
+        if s.kind == "config":  # every patient has a config that fits it, at this dt_s
+            pol.check_settings(settings)
+            pol.configs_for(patients)
         if s.needs_detector:
             s.detector_settings()
         if s.needs_detector or s.kind == "oracle":
