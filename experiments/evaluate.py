@@ -399,39 +399,12 @@ def precheck(argv: Sequence[str]) -> list[str]:
 
     flags, overrides = hydra_schema.split_argv(argv)
     fixed = hydra_schema.check_overrides(overrides, hydra_schema.EvaluateConfig, hydra_schema.GROUPS)
-    out, it = [], iter(fixed)
-    remaining = list(overrides)
-    for arg in argv:
-        if remaining and arg == remaining[0]:
-            remaining.pop(0)
-            out.append(next(it))
-        else:
-            out.append(arg)
+    out = hydra_schema.splice_overrides(argv, overrides, fixed)
     parsed = OverridesParser.create().parse_overrides(fixed)
     sweeping = any(o.is_sweep_override() for o in parsed) or any(f in ("-m", "--multirun") for f in flags)
     if not sweeping:
-        _compose_check(fixed)
+        hydra_schema.compose_check("evaluate", fixed, "docs/evaluation.md")
     return out
-
-
-def _compose_check(overrides: list[str]) -> None:
-    """Compose the config as Hydra will (types, missing values) and turn its errors into PL-CONFIG-VALUE."""
-    from hydra import compose, initialize_config_dir
-    from hydra.errors import HydraException
-    from omegaconf.errors import OmegaConfBaseException
-
-    try:
-        with initialize_config_dir(config_dir=str(hydra_schema.CONF_DIR), version_base=None):
-            compose(config_name="evaluate", overrides=[o for o in overrides if not o.lstrip("+~").startswith("hydra")])
-    except (HydraException, OmegaConfBaseException) as exc:
-        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-        cause = exc.__cause__
-        if cause is not None and str(cause).strip():
-            lines.append(str(cause).strip().splitlines()[0])
-        raise PainloopError(
-            "PL-CONFIG-VALUE",
-            f"the config does not compose: {' / '.join(lines[:3])}; see docs/evaluation.md for the keys and types.",
-        ) from None
 
 
 def main(argv: Sequence[str] | None = None) -> None:
