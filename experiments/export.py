@@ -487,28 +487,10 @@ def hydra_main(cfg: DictConfig) -> float:
 
 def precheck(argv: Sequence[str]) -> list[str]:
     """Keys and group options checked before Hydra runs (``PL-CONFIG-KEY``, ``PL-COHORT-UNKNOWN``, ...)."""
-    from hydra import compose, initialize_config_dir
-    from hydra.errors import HydraException
-    from omegaconf.errors import OmegaConfBaseException
-
-    flags, overrides = hydra_schema.split_argv(argv)
+    _flags, overrides = hydra_schema.split_argv(argv)
     fixed = hydra_schema.check_overrides(overrides, ExportConfig, GROUPS)
-    try:
-        with initialize_config_dir(config_dir=str(hydra_schema.CONF_DIR), version_base=None):
-            compose(config_name="export", overrides=[o for o in fixed if not o.lstrip("+~").startswith("hydra")])
-    except (HydraException, OmegaConfBaseException) as exc:
-        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-        raise PainloopError(
-            "PL-CONFIG-VALUE", f"the config does not compose: {' / '.join(lines[:3])}; see docs/export.md for the keys."
-        ) from None
-    out, it, remaining = [], iter(fixed), list(overrides)
-    for arg in argv:
-        if remaining and arg == remaining[0]:
-            remaining.pop(0)
-            out.append(next(it))
-        else:
-            out.append(arg)
-    return out
+    hydra_schema.compose_check("export", fixed, "docs/export.md")
+    return hydra_schema.splice_overrides(argv, overrides, fixed)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
