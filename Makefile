@@ -15,7 +15,7 @@ export OPENBLAS_NUM_THREADS ?= 1
 .PHONY: help venv install demo test lint benchmark validate clean
 
 help:
-	@echo "make demo       install if needed, then evaluate all baselines on the test cohort for a week"
+	@echo "make demo       install if needed, train PPO briefly, then evaluate it and all baselines on the test cohort for a week"
 	@echo "make test       install if needed, then run the test suite"
 	@echo "make lint       ruff check"
 	@echo "make benchmark  simulator throughput (python -m experiments.benchmark --section simulator)"
@@ -33,7 +33,7 @@ $(VENV)/pyvenv.cfg:
 # fails the set-up on CI if a CUDA build slipped in, and only warns elsewhere
 # (off these machines the registry's Linux torch is a CUDA build).
 $(STAMP): pyproject.toml constraints.txt $(VENV)/pyvenv.cfg
-	$(VPY) -m pip install -c constraints.txt -e ".[dev]"
+	$(VPY) -m pip install -c constraints.txt -e ".[dev,onnx]"
 	@if $(VPY) -c "import torch,sys; sys.exit(torch.version.cuda is not None)"; then \
 		echo "torch: CPU build"; \
 	elif [ "$${CI:-}" = "true" ]; then \
@@ -46,8 +46,15 @@ $(STAMP): pyproject.toml constraints.txt $(VENV)/pyvenv.cfg
 
 venv install: $(STAMP)
 
+# The demo trains PPO briefly (DEMO_STEPS decisions, about a minute on one core), then evaluates it
+# beside every baseline on the test cohort for a week, paired, differences against the threshold.
+# The training folder is the demo's own and is replaced on every run.
+DEMO_STEPS ?= 2048000
 demo: $(STAMP)
-	$(VPY) -m experiments.evaluate hydra.run.dir=outputs/demo
+	rm -rf outputs/demo/train
+	$(VPY) -m experiments.train hydra.run.dir=outputs/demo/train progress_bar=false total_timesteps=$(DEMO_STEPS) seed=0
+	$(VPY) -m experiments.evaluate hydra.run.dir=outputs/demo/evaluate reference=threshold \
+		'controllers=[off,continuous,cycling,threshold,dual_threshold,oracle,random,ppo=run:outputs/demo/train]'
 
 # pytest exits 5 when it collected no tests: that is a failure, not a pass.
 test: $(STAMP)

@@ -22,8 +22,17 @@ simulator-core issue marked met or not.
 
 The evaluation section times ``agents.evaluation.evaluate`` (the engine of
 ``experiments.evaluate``) on the 7 baselines x 100 patients of the test
-cohort x 28 days, clinic calibration included, end to end. The training,
-learning and peers sections are not implemented yet: asking for one exits
+cohort x 28 days, clinic calibration included, end to end.
+
+The learning section (``experiments.learning_benchmark``) trains each agent
+of ``--agents`` (default ppo and a2c) for each of ``--seeds`` training seeds
+with the default experiment, each training in its own
+``python -m experiments.train`` process (wall time and steps/s recorded,
+at most ``--max-train-minutes``), tunes the threshold's target duty on the
+validation cohort, then evaluates every run beside continuous, cycling, the
+calibrated and the tuned threshold on the test cohort (100 patients x 7
+days, paired) and checks the RL-training issue's goal per run. The
+training and peers sections are not implemented yet: asking for one exits
 with code 2.
 
 Heavy imports (NumPy, gymnasium, simenv) happen only after the options are
@@ -48,7 +57,7 @@ from importlib import metadata
 from pathlib import Path
 
 SECTIONS = ("simulator", "evaluation", "training", "learning", "peers")
-IMPLEMENTED = ("simulator", "evaluation")
+IMPLEMENTED = ("simulator", "evaluation", "learning")
 SCHEMA = "painloop.benchmark/v1"
 ENV_ID = "painloop/PainStim-v0"
 
@@ -147,9 +156,10 @@ def load_average() -> list[float] | None:
     return list(os.getloadavg()) if hasattr(os, "getloadavg") else None
 
 
-def package_versions() -> dict:
+def package_versions(learning: bool = False) -> dict:
     out = {}
-    for name in ("painloop", "numpy", "numba", "gymnasium", "scipy"):
+    names = ("painloop", "numpy", "numba", "gymnasium", "scipy")
+    for name in names + (("torch", "stable_baselines3", "sb3_contrib") if learning else ()):
         try:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
@@ -371,6 +381,23 @@ def run_evaluation(args: argparse.Namespace) -> dict:
     }
 
 
+def learning_goal(results: dict) -> list[dict]:
+    """The RL-training issue's goal, one entry per trained run (floors/targets format)."""
+    return [
+        {
+            "key": f"goal_{g['controller']}",
+            "label": f"{g['controller']}: paired 95% interval of reward/day - threshold's > 0, mean pain <= 0.2 NRS "
+            "worse, stimulation energy/day no higher",
+            "source": "issue 4",
+            "threshold": None,
+            "measured_median": None,
+            "met": g["met"],
+            "detail": g,
+        }
+        for g in results["evaluation"]["goal"]
+    ]
+
+
 def lookup(results: dict, path: Sequence[str]) -> float | None:
     node = results
     for key in path:
@@ -424,6 +451,10 @@ def render_evaluation(report: dict) -> str:
 def render(report: dict) -> str:
     if report["section"] == "evaluation":
         return render_evaluation(report)
+    if report["section"] == "learning":
+        from experiments.learning_benchmark import render_learning
+
+        return render_learning(report["results"])
     res = report["results"]
     rows = [("CartPole-v1 (gymnasium.make)", res["cartpole"])]
     rows.append((f"{ENV_ID} single env (gymnasium.make)", res["single_env"]))
@@ -490,7 +521,71 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-calibration", dest="calibration", action="store_false", help="skip timing the calibration")
     p.add_argument("--check-floors", action="store_true", help="exit 1 if a floor of issue 2 is not met")
     p.add_argument("--silent", action="store_true", help="no progress messages on stderr")
+    g = p.add_argument_group("learning section")
+    g.add_argument("--agents", nargs="+", default=None, help="agents to train (default: ppo a2c)")
+    g.add_argument("--seeds", type=int, default=3, help="training seeds 0..n-1 per agent (default 3)")
+    g.add_argument(
+        "--budget-steps", nargs="+", default=None,
+        help="steps per training: one number for every agent, or agent=steps entries "
+        "(default per agent: ppo 4,096,000, a2c 4,096,000, recurrent_ppo 4,096,000, dqn 2,000,000, sac 1,000,000)",
+    )
+    g.add_argument("--experiment", default="default", help="named experiment of conf/experiment/ (default: default)")
+    g.add_argument("--train-override", action="append", default=[], metavar="KEY=VALUE",
+                   help="extra Hydra override for every training (repeatable)")
+    g.add_argument("--jobs", type=int, default=1, help="trainings at once (default 1; at most 2 on 2 cores)")
+    g.add_argument("--max-train-minutes", type=float, default=20.0, help="wall limit per training (default 20)")
+    g.add_argument("--runs-dir", type=Path, default=None,
+                   help="where the run folders go (default benchmark_results/learning-<timestamp>; "
+                   "finished runs found there are reused)")
+    g.add_argument("--test-patients", type=int, default=100, help="test cohort size (default 100)")
+    g.add_argument("--days", type=float, default=7.0, help="simulated days per test patient (default 7)")
+    g.add_argument("--tune-patients", type=int, default=50, help="validation patients for tuning the threshold (default 50)")
     return p
+
+
+def learning_options(args: argparse.Namespace, started: _dt.datetime):
+    """The learning section's options from the command line; raises ValueError naming a bad option."""
+    from experiments.learning_benchmark import DEFAULT_AGENTS, TUNE_DUTIES, LearningOptions
+
+    agents = list(args.agents or DEFAULT_AGENTS)
+    known = sorted(p.stem for p in (Path(__file__).resolve().parents[1] / "conf" / "agent").glob("*.yaml"))
+    unknown = [a for a in agents if a not in known]
+    if unknown:
+        raise ValueError(f"--agents {unknown} unknown; allowed: {', '.join(known)}")
+    if args.seeds < 1:
+        raise ValueError(f"--seeds {args.seeds}; allowed: a whole number >= 1")
+    budgets: dict[str, int] = {}
+    for item in args.budget_steps or []:
+        agent, _, steps = item.rpartition("=")
+        try:
+            n = int(float(steps))
+        except ValueError:
+            n = 0
+        if n < 1 or (agent and agent not in agents):
+            raise ValueError(f"--budget-steps {item!r}; allowed: a number of steps >= 1, or agent=steps for an agent "
+                             f"of --agents ({', '.join(agents)})")
+        for a in [agent] if agent else agents:
+            budgets[a] = n
+    if args.jobs < 1 or args.max_train_minutes <= 0 or args.test_patients < 2 or args.days <= 0 or args.tune_patients < 2:
+        raise ValueError("--jobs >= 1, --max-train-minutes > 0, --test-patients >= 2, --tune-patients >= 2 and "
+                         "--days > 0 are required")
+    quick = bool(args.quick)
+    return LearningOptions(
+        agents=agents,
+        seeds=list(range(1 if quick and args.seeds == 3 else args.seeds)),
+        budgets=budgets,
+        experiment=args.experiment,
+        train_overrides=list(args.train_override),
+        out_dir=args.runs_dir or Path("benchmark_results") / f"learning-{started.strftime('%Y%m%d-%H%M%S')}",
+        jobs=args.jobs,
+        max_train_s=60.0 * args.max_train_minutes,
+        test_patients=4 if quick and args.test_patients == 100 else args.test_patients,
+        test_days=0.25 if quick and args.days == 7.0 else args.days,
+        tune_patients=3 if quick and args.tune_patients == 50 else args.tune_patients,
+        tune_days=0.25 if quick else 7.0,
+        tune_duties=[0.3, 0.7] if quick else list(TUNE_DUTIES),
+        quick=quick,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -513,6 +608,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: --sizes {args.sizes}; allowed: whole numbers >= 1.", file=sys.stderr)
         return 2
 
+    started = _dt.datetime.now(_dt.timezone.utc)
+    learning = None
+    if args.section == "learning":
+        try:
+            learning = learning_options(args, started)
+        except ValueError as exc:
+            print(f"error: {exc}.", file=sys.stderr)
+            return 2
+
     numpy_preloaded = "numpy" in sys.modules
     blas = args.blas_threads or os.environ.get("OPENBLAS_NUM_THREADS") or "1"
     os.environ["OPENBLAS_NUM_THREADS"] = str(blas)
@@ -528,13 +632,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.sizes = sorted(dict.fromkeys(args.sizes))
 
     root = Path(__file__).resolve().parents[1]
-    started = _dt.datetime.now(_dt.timezone.utc)
     out = args.out or Path("benchmark_results") / f"benchmark-{started.strftime('%Y%m%d-%H%M%S')}.json"
     wall0 = time.perf_counter()
     machine = machine_info()
     machine["load_average_at_start"] = load_average()
     git = git_revision(root)
-    if args.section == "evaluation":
+    if learning is not None:
+        from experiments.learning_benchmark import run_learning
+
+        results = run_learning(learning, lambda message: log(args, message))
+        floors, targets = [], learning_goal(results)
+    elif args.section == "evaluation":
         results = run_evaluation(args)
         floors = check(results, EVALUATION_FLOORS, "issue 3", lower_is_better=True)
         targets = check(results, EVALUATION_TARGETS, "issue 7", lower_is_better=True)
@@ -547,7 +655,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "section": args.section,
         "created_utc": started.isoformat(timespec="seconds"),
         "command": [sys.executable, "-m", "experiments.benchmark", *(sys.argv[1:] if argv is None else argv)],
-        "settings": {
+        "settings": {"quick": args.quick, "openblas_num_threads": os.environ["OPENBLAS_NUM_THREADS"],
+                     **results["options"]} if learning is not None else {
             "repeats": args.repeats,
             "quick": args.quick,
             "sizes": args.sizes,
@@ -559,7 +668,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "calibration_timed": args.calibration,
         },
         "machine": machine,
-        "versions": package_versions(),
+        "versions": package_versions(learning is not None),
         "git": git,
         "results": results,
         "floors": floors,

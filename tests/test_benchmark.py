@@ -59,7 +59,7 @@ def test_simulator_section_quick_writes_json(tmp_path, capsys):
     assert "CartPole-v1" in printed and "floors (issue 2)" in printed
 
 
-@pytest.mark.parametrize("section", ["training", "learning", "peers"])
+@pytest.mark.parametrize("section", ["training", "peers"])
 def test_unimplemented_section_exits_2(section):
     proc = subprocess.run(
         [sys.executable, "-m", "experiments.benchmark", "--section", section],
@@ -86,3 +86,64 @@ def test_evaluation_section_quick_writes_json(tmp_path, capsys):
 def test_unknown_section_exits_2(capsys):
     assert benchmark.main(["--section", "everything"]) == 2
     assert "allowed" in capsys.readouterr().err
+
+
+def test_learning_section_quick_writes_json(tmp_path, capsys):
+    """Plumbing of the learning section: one tiny PPO training, the tuning sweep, the paired test table."""
+    out = tmp_path / "learning.json"
+    runs = tmp_path / "runs"
+    code = benchmark.main(
+        ["--section", "learning", "--quick", "--agents", "ppo", "--runs-dir", str(runs), "--out", str(out), "--silent"]
+    )
+    assert code == 0
+    report = json.loads(out.read_text())
+    assert report["section"] == "learning"
+    assert {"torch", "stable_baselines3"} <= set(report["versions"])
+    res = report["results"]
+    assert report["settings"]["agents"] == ["ppo"] and report["settings"]["seeds"] == [0]
+
+    (train,) = res["trainings"]
+    assert train["label"] == "ppo_s0" and train["state"] == "finished" and not train["over_time_limit"]
+    assert train["timesteps"] == train["budget_steps"] == 4096
+    assert train["wall_s"] > 0 and train["train_fps"] > 0
+    assert (runs / "runs" / "ppo_s0" / "best_model.zip").is_file()
+
+    tuning = res["threshold_tuning"]
+    assert tuning["cohort"] == "validation"
+    assert [r["target_duty"] for r in tuning["sweep"]] == [0.3, 0.7]
+    assert tuning["best_target_duty"] in (0.3, 0.7)
+    assert tuning["best_reward_per_day"] == max(r["reward_per_day"] for r in tuning["sweep"])
+
+    ev = res["evaluation"]
+    labels = [r["controller"] for r in ev["controllers"]]
+    assert labels == ["continuous", "cycling", "threshold", "threshold_tuned", "ppo_s0"]
+    assert ev["cohort"] == "test" and ev["n_patients"] == 4
+    for row in ev["controllers"]:
+        for m in ("reward_per_day", "mean_pain_nrs", "stim_energy_j_per_day", "duty_cycle"):
+            assert row[f"{m}_ci_low"] <= row[m] <= row[f"{m}_ci_high"], (row["controller"], m)
+    (diff,) = [d for d in ev["paired_differences"]["threshold"] if d["controller"] == "ppo_s0"]
+    assert diff["reward_per_day_diff_ci_low"] <= diff["reward_per_day_diff"] <= diff["reward_per_day_diff_ci_high"]
+    (goal,) = ev["goal"]
+    expected = (diff["reward_per_day_diff_ci_low"] > 0 and diff["mean_pain_nrs_diff"] <= 0.2
+                and diff["stim_energy_j_per_day_diff"] <= 0)
+    assert goal["met"] is expected
+    assert [t["key"] for t in report["targets"]] == ["goal_ppo_s0"]
+
+    printed = capsys.readouterr().out
+    assert "threshold_tuned" in printed and "learned - calibrated threshold" in printed
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--agents", "ppo", "nosuchagent"], "--agents"),
+        (["--budget-steps", "lots"], "--budget-steps"),
+        (["--agents", "ppo", "--budget-steps", "a2c=1000"], "--budget-steps"),
+        (["--seeds", "0"], "--seeds"),
+    ],
+)
+def test_learning_section_bad_options_exit_2(tmp_path, capsys, extra, message):
+    out = tmp_path / "never.json"
+    assert benchmark.main(["--section", "learning", "--out", str(out), *extra]) == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()
