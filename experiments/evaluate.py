@@ -28,11 +28,9 @@ import os
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-import math  # noqa: E402
 import re  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
-import traceback  # noqa: E402
 from collections.abc import Sequence  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -43,7 +41,7 @@ import yaml  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
 from experiments import hydra_schema  # noqa: E402
-from experiments.run_folder import RunFolder, RunInterrupted  # noqa: E402
+from experiments.run_folder import RunFolder, RunInterrupted, fail_run, report_error, stop  # noqa: E402
 from simenv.errors import PainloopError  # noqa: E402
 
 COMMAND = "evaluate"
@@ -237,16 +235,6 @@ def make_plan(cfg: DictConfig, conf_dir: Path = CONTROLLER_DIR) -> Plan:
 
 
 # -- running -----------------------------------------------------------------------------------
-def _report_error(exc: PainloopError) -> None:
-    print(f"error: {exc}", file=sys.stderr, flush=True)
-
-
-def _stop(code: int, exit_on_error: bool) -> float:
-    if exit_on_error:
-        raise SystemExit(code)
-    return math.nan
-
-
 def run(
     cfg: DictConfig,
     run_dir: str | Path,
@@ -270,8 +258,8 @@ def run(
         plan = make_plan(cfg, conf_dir)
     except PainloopError as exc:
         folder.fail(exc.code, exc.detail, EXIT_BAD_INPUT, type(exc).__name__)
-        _report_error(exc)
-        return _stop(EXIT_BAD_INPUT, exit_on_error)
+        report_error(exc)
+        return stop(EXIT_BAD_INPUT, exit_on_error)
 
     config = OmegaConf.to_container(cfg, resolve=True)
     folder.write_run_info(
@@ -295,16 +283,8 @@ def run(
         folder.interrupt(exc.signal_name)
         print(f"interrupted by {exc.signal_name}; status recorded in {folder.status_path}", file=sys.stderr)
         raise SystemExit(128 + exc.signum) from None
-    except PainloopError as exc:
-        folder.fail(exc.code, exc.detail, EXIT_FAILED, type(exc).__name__)
-        _report_error(exc)
-        return _stop(EXIT_FAILED, exit_on_error)
-    except Exception as exc:
-        folder.fail(None, f"{type(exc).__name__}: {exc}", EXIT_FAILED, type(exc).__name__)
-        if exit_on_error:
-            raise  # Hydra prints the traceback and exits 1
-        traceback.print_exc()
-        return math.nan
+    except Exception as exc:  # after work started: status failed, exit 1 (NaN inside a sweep)
+        return fail_run(folder, exc, exit_on_error, EXIT_FAILED)
     folder.finish(
         result={
             "objective": objective,
@@ -415,7 +395,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         args = precheck(args)
     except PainloopError as exc:
-        _report_error(exc)
+        report_error(exc)
         raise SystemExit(EXIT_BAD_INPUT) from None
     sys.argv = [sys.argv[0], *args]
     hydra_main()

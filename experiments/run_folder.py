@@ -46,6 +46,7 @@ import sys
 import tempfile
 import threading
 import time
+import traceback
 from collections.abc import Callable, Iterator, Sequence
 from importlib import metadata
 from pathlib import Path
@@ -367,3 +368,35 @@ class RunFolder:
         finally:
             for s, h in previous.items():
                 signal.signal(s, h)
+
+
+# -- shared command-line error handling ----------------------------------------------------------
+def report_error(exc: BaseException) -> None:
+    """Print ``error: <CODE>: message`` on stderr (the one-line form every command uses)."""
+    print(f"error: {exc}", file=sys.stderr, flush=True)
+
+
+def stop(code: int, exit_on_error: bool) -> float:
+    """Exit with ``code`` on the command line; inside a sweep return NaN so other jobs go on."""
+    if exit_on_error:
+        raise SystemExit(code)
+    return math.nan
+
+
+def fail_run(folder: RunFolder, exc: BaseException, exit_on_error: bool, exit_code: int = 1) -> float:
+    """Record a failure after work started (status ``failed``), then exit 1 or return NaN.
+
+    A ``PainloopError`` prints its one-line message; anything else keeps its
+    traceback (Hydra prints it when exiting, or it is printed here in a sweep).
+    """
+    from simenv.errors import PainloopError
+
+    if isinstance(exc, PainloopError):
+        folder.fail(exc.code, exc.detail, exit_code, type(exc).__name__)
+        report_error(exc)
+        return stop(exit_code, exit_on_error)
+    folder.fail(None, f"{type(exc).__name__}: {exc}", exit_code, type(exc).__name__)
+    if exit_on_error:
+        raise exc
+    traceback.print_exception(exc)
+    return math.nan

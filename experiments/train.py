@@ -38,7 +38,6 @@ import math  # noqa: E402
 import socket  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
-import traceback  # noqa: E402
 import warnings  # noqa: E402
 from collections.abc import Sequence  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
@@ -51,7 +50,15 @@ from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
 from experiments import hydra_schema, training_schema  # noqa: E402
 from experiments import training_folder as tf  # noqa: E402
-from experiments.run_folder import RunFolder, RunInterrupted, read_status, write_json_atomic  # noqa: E402
+from experiments.run_folder import (  # noqa: E402
+    RunFolder,
+    RunInterrupted,
+    fail_run,
+    read_status,
+    report_error,
+    stop,
+    write_json_atomic,
+)
 from experiments.training_agents import (  # noqa: E402
     Algorithm,
     agent_algo,
@@ -316,16 +323,6 @@ def _comparable(config: dict) -> dict:
 
 
 # -- running --------------------------------------------------------------------------------------
-def _report_error(exc: PainloopError) -> None:
-    print(f"error: {exc}", file=sys.stderr, flush=True)
-
-
-def _stop(code: int, exit_on_error: bool) -> float:
-    if exit_on_error:
-        raise SystemExit(code)
-    return math.nan
-
-
 def run(
     cfg: DictConfig | dict,
     run_dir: str | Path,
@@ -375,8 +372,8 @@ def run(
         if fresh:
             run_dir.mkdir(parents=True, exist_ok=True)
             RunFolder(run_dir, COMMAND).fail(exc.code, exc.detail, EXIT_BAD_INPUT, type(exc).__name__)
-        _report_error(exc)
-        return _stop(EXIT_BAD_INPUT, exit_on_error)
+        report_error(exc)
+        return stop(EXIT_BAD_INPUT, exit_on_error)
 
     folder = RunFolder(run_dir, COMMAND)
     signals = StopSignals()
@@ -392,16 +389,8 @@ def run(
         folder.interrupt(exc.signal_name, last_checkpoint=last)
         print(f"interrupted by {exc.signal_name} (second signal); last checkpoint {last}", file=sys.stderr)
         raise SystemExit(128 + exc.signum) from None
-    except PainloopError as exc:
-        folder.fail(exc.code, exc.detail, EXIT_FAILED, type(exc).__name__)
-        _report_error(exc)
-        return _stop(EXIT_FAILED, exit_on_error)
-    except Exception as exc:
-        folder.fail(None, f"{type(exc).__name__}: {exc}", EXIT_FAILED, type(exc).__name__)
-        if exit_on_error:
-            raise  # Hydra prints the traceback and exits 1
-        traceback.print_exc()
-        return math.nan
+    except Exception as exc:  # after work started: status failed, exit 1 (NaN inside a sweep)
+        return fail_run(folder, exc, exit_on_error, EXIT_FAILED)
     if outcome["interrupted"]:
         folder.interrupt(signals.signal_name, last_checkpoint=outcome["last_checkpoint"])
         print(
@@ -783,7 +772,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         args, resume, progress = precheck(args)
     except PainloopError as exc:
-        _report_error(exc)
+        report_error(exc)
         raise SystemExit(EXIT_BAD_INPUT) from None
     if resume is not None:  # the folder has its config and is its own run folder: no Hydra composition
         run({"resume": str(resume), "progress_bar": progress}, resume, argv=_TYPED_ARGV)
