@@ -173,6 +173,26 @@ class ConfigPolicy(BasePolicy):
         return self.engine.last_score
 
 
+class SlotConfigPolicy(ConfigPolicy):
+    """Configs given in slot order rather than by patient uid: several candidate configs of one
+    patient side by side in one batch (distillation compares them on the same noise)."""
+
+    def __init__(self, name: str, slot_configs: Sequence[dict], dt_s: float = 30.0) -> None:
+        super().__init__(name, {}, dt_s)
+        self.slot_configs = list(slot_configs)
+
+    def configs_for(self, patients: Sequence[PatientContext]) -> list[dict]:
+        if len(patients) != len(self.slot_configs):
+            raise PainloopError(
+                "PL-CONFIG-MISMATCH",
+                f"controller '{self.name}' holds {len(self.slot_configs)} configs for {len(patients)} slots; "
+                "allowed: one config per slot.",
+            )
+        for p, c in zip(patients, self.slot_configs, strict=True):
+            check_patient_fit(c, p.params, f"controller '{self.name}', patient uid {p.uid}")
+        return list(self.slot_configs)
+
+
 def check_patient_fit(config: dict, params, where: str) -> None:
     """A config runs on a patient only with the patient's pulse width and rate, within its amplitude ceiling."""
     st = params.stimulation

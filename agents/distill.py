@@ -58,8 +58,14 @@ class DistillSettings:
     n_dual_thresholds: int = 11
     fractional_fixed_point: int = 8
     dagger_rounds: int = 2
+    #: Closed-loop selection: the open-loop fit's best ``select_top_k`` detectors and a constant
+    #: state table each run closed loop (fresh noise, source in shadow); the best agreement wins.
+    #: 0 keeps the open-loop choice.
+    select_top_k: int = 6
 
     def __post_init__(self) -> None:
+        if not 0 <= self.select_top_k <= 50:
+            raise PainloopError("PL-CONFIG-VALUE", f"distill.select_top_k={self.select_top_k!r}; allowed: 0 to 50.")
         if not 0.1 <= self.days <= 60:
             raise PainloopError("PL-CONFIG-VALUE", f"distill.days={self.days!r}; allowed: 0.1 to 60.")
         if not 0 <= self.dagger_rounds <= 10:
@@ -202,6 +208,37 @@ def fit_patient(
 ) -> tuple[DetectorConfig, list, dict]:
     """Fit one patient's LD0 and state table to its source decisions; returns (detector, states, fit info).
 
+    The best of ``fit_candidates`` by balanced accuracy on the recorded decisions (open loop).
+    """
+    return fit_candidates(features_db, amplitudes_ma, norm_mean_db, norm_sd_db, target, dt_s, settings,
+                          episode_starts, top_k=1)[0]
+
+
+def constant_candidate(amplitude_ma: float, target: str, dt_s: float, fractional_fixed_point: int) -> tuple:
+    """A detector that never leaves state 0 and a state table that always commands ``amplitude_ma``."""
+    fft_ms = TARGET_TIMING[target][0]
+    det = DetectorConfig(
+        inputs=(L.FEATURE_NAMES[0],), weight=(0.0,), norm_subtract=(0.0,), norm_multiply=(0.0,),
+        threshold_low=0.0, threshold_high=0.0, onset_updates=0, termination_updates=0, holdoff_updates=0,
+        fft_interval_ms=fft_ms, update_rate_fft_intervals=int(round(1000.0 * dt_s / fft_ms)), blank_fft_intervals=0,
+        fractional_fixed_point=fractional_fixed_point,
+    )
+    return det, [float(amplitude_ma), float(amplitude_ma), None] + [None] * 6
+
+
+def fit_candidates(
+    features_db: np.ndarray,
+    amplitudes_ma: np.ndarray,
+    norm_mean_db: np.ndarray,
+    norm_sd_db: np.ndarray,
+    target: str,
+    dt_s: float,
+    settings: DistillSettings,
+    episode_starts: Sequence[int] = (0,),
+    top_k: int = 1,
+) -> list[tuple[DetectorConfig, list, dict]]:
+    """The ``top_k`` best (detector, states, fit info) for one patient, best first (open-loop balanced accuracy).
+
     ``features_db`` (T, N_FEATURES) are the band powers read at each decision,
     ``amplitudes_ma`` (T,) the source's commands; the first decision of each
     episode (``episode_starts``: no band power measured yet) is left out, and
@@ -221,14 +258,9 @@ def fit_patient(
     info: dict = {"method": "distillation", "n_decisions": int(X.shape[0]), "source_levels_ma": levels.tolist()}
     timing = {"update_rate_fft_intervals": update_rate, "blank_fft_intervals": 0, "fractional_fixed_point": F}
     if levels.size == 1:  # the source never changes: a constant state table
-        j = 0
-        det = DetectorConfig(
-            inputs=(L.FEATURE_NAMES[j],), weight=(0.0,), norm_subtract=(0.0,), norm_multiply=(0.0,),
-            threshold_low=0.0, threshold_high=0.0, onset_updates=0, termination_updates=0, holdoff_updates=0,
-            fft_interval_ms=fft_ms, **timing,
-        )
+        det, states = constant_candidate(float(levels[0]), target, dt_s, F)
         info |= {"status": "constant source", "balanced_accuracy_fit": 1.0}
-        return det, [float(levels[0]), float(levels[0]), None] + [None] * 6, info
+        return [(det, states, info)]
     if target == "percept":
         allowed = [j for j, name in enumerate(L.FEATURE_NAMES) if name.split("_", 1)[1] in ("alpha", "beta")]
         max_inputs = 1
@@ -279,20 +311,24 @@ def fit_patient(
     K = levels.size
     if binary:
         bacc = _replay_binary(engine, X, cls, bounds)
-        best = int(np.argmax(bacc - 1e-6 * np.array([c["onset_updates"] + c["termination_updates"] for c in candidates])))
-        det = configs[best]
+        # Ties go to the shorter timing counts.
+        order = np.argsort(-(bacc - 1e-6 * np.array([c["onset_updates"] + c["termination_updates"] for c in candidates])),
+                           kind="stable")
+        best = int(order[0])
+        ranked = [(configs[k], float(bacc[k])) for k in order[:top_k]]
         # Second stage: a holdoff after start-up (a source that waits before it first stimulates).
         holdoffs = [0, 5, 10, 20, 40, 80, 160]
         hold_cands = [dict(candidates[best], holdoff_updates=h) for h in holdoffs]
         engine2, configs2 = _replay(base | {"holdoff_updates": 0}, hold_cands, fft_ms, dt_s)
         bacc2 = _replay_binary(engine2, X, cls, bounds)
         if bacc2.max() > bacc[best] + 1e-9:
-            det = configs2[int(np.argmax(bacc2))]
-            bacc = np.append(bacc, bacc2.max())
-            best = len(bacc) - 1
+            ranked = [(configs2[int(np.argmax(bacc2))], float(bacc2.max()))] + ranked[: top_k - 1]
         low, high = float(levels[0]), float(levels[1])
-        states = ([low, "HOLD", high] if det.dual_threshold else [low, high, None]) + [None] * 6
-        fit_bacc = float(bacc[best])
+
+        def table(d: DetectorConfig) -> list:
+            return ([low, "HOLD", high] if d.dual_threshold else [low, high, None]) + [None] * 6
+
+        ranked_states = [(d, table(d), b) for d, b in ranked]
     else:
         counts = np.zeros((S, 3, K))
         rows = np.arange(S)
@@ -310,22 +346,16 @@ def fit_patient(
             correct += np.where(hit, counts[:, s, :], 0.0)
         totals = np.bincount(cls, minlength=K).astype(float)
         bacc = (correct[:, present] / totals[present]).mean(axis=1)
-        best = int(np.argmax(bacc))
-        det = configs[best]
         # A state the replay never visited keeps the most frequent amplitude overall.
         overall = int(np.argmax(totals))
-        states = [float(levels[pred[best, s]]) if counts[best, s].sum() > 0 else float(levels[overall]) for s in range(3)]
-        if not det.dual_threshold:
-            states[2] = None
-        states += [None] * 6
-        fit_bacc = float(bacc[best])
-    info |= {
-        "status": "ok",
-        "inputs_selected": list(base["inputs"]),
-        "balanced_accuracy_fit": fit_bacc,
-        "candidates": S,
-    }
-    return det, states, info
+        ranked_states = []
+        for k in np.argsort(-bacc, kind="stable")[:top_k]:
+            states = [float(levels[pred[k, s]]) if counts[k, s].sum() > 0 else float(levels[overall]) for s in range(3)]
+            if not configs[k].dual_threshold:
+                states[2] = None
+            ranked_states.append((configs[k], states + [None] * 6, float(bacc[k])))
+    info |= {"status": "ok", "inputs_selected": list(base["inputs"]), "candidates": S}
+    return [(d, st, info | {"balanced_accuracy_fit": b, "open_loop_rank": r}) for r, (d, st, b) in enumerate(ranked_states)]
 
 
 def distill(
@@ -362,18 +392,90 @@ def distill(
             exported = ConfigPolicy("distilled", {int(p.uid): c for p, c in zip(patients, configs, strict=True)}, dt_s)
             ro = rollout(exported, patients, env, settings.seed + r, contexts_extra, shadow=make_source())
             labels = ro.shadow_ma
-        configs, infos = [], []
+        last = r == settings.dagger_rounds
+        top_k = settings.select_top_k if last and settings.select_top_k > 0 else 1
+        configs, infos, options = [], [], []
         for i in range(len(patients)):
             data_x[i].append(ro.features_db[i])
             data_y[i].append(labels[i])
             starts = np.cumsum([0] + [len(x) for x in data_x[i][:-1]])
-            det, states, info = fit_patient(
-                np.concatenate(data_x[i]), np.concatenate(data_y[i]), ro.norm_mean_db[i], ro.norm_sd_db[i],
-                target, dt_s, settings, episode_starts=starts.tolist(),
+            y = np.concatenate(data_y[i])
+            ranked = fit_candidates(
+                np.concatenate(data_x[i]), y, ro.norm_mean_db[i], ro.norm_sd_db[i],
+                target, dt_s, settings, episode_starts=starts.tolist(), top_k=top_k,
             )
-            info["dagger_rounds"] = r
-            configs.append(make_config(i, det, states, info))
-            infos.append(info)
+            if top_k > 1 and ranked[0][2]["status"] != "constant source":
+                # The best detector with one amplitude in every state it sets (HOLD kept, so Percept's
+                # dual threshold stays valid): always the source's most frequent command.
+                det0, states0, info0 = ranked[0]
+                a = _most_frequent(y)
+                ranked.append((det0, [v if v is None or v == "HOLD" else a for v in states0],
+                               info0 | {"balanced_accuracy_fit": 0.5, "open_loop_rank": len(ranked),
+                                        "constant_state_table": True}))
+            for _, _, info in ranked:
+                info["dagger_rounds"] = r
+            options.append([make_config(i, det, states, info) for det, states, info in ranked])
+            configs.append(options[-1][0])
+            infos.append(ranked[0][2])
             if progress is not None:
                 progress(r, i)
+    if any(len(o) > 1 for o in options):
+        configs, infos = _select_closed_loop(
+            make_source, patients, options, env, settings.seed + settings.dagger_rounds + 1, contexts_extra
+        )
+    return configs, infos
+
+
+def _most_frequent(amplitudes_ma: np.ndarray) -> float:
+    values, counts = np.unique(np.round(amplitudes_ma * 10.0) / 10.0, return_counts=True)
+    return float(values[np.argmax(counts)])
+
+
+def _select_closed_loop(make_source, patients, options, env: EnvSettings, seed: int, contexts_extra):
+    """Run every candidate config closed loop, the source in shadow, and keep each patient's best.
+
+    Why: the open-loop fit replays band powers recorded under the *source's*
+    stimulation, and stimulation shows in the band powers (suppression and
+    artifact), so a detector can score well there by reading the source's
+    own previous decision, a cue that vanishes once the detector drives the
+    stimulation itself. Closed-loop agreement (balanced accuracy of the
+    candidate's decisions against the source's would-be decisions on the
+    candidate's own trajectory, Cohen's kappa breaking ties) is the quantity
+    the fidelity report measures; it is measured here on noise (``seed``)
+    that neither the fit nor the report uses. All candidates of a patient
+    share that patient's noise streams (common random numbers).
+    """
+    from agents.config_policy import SlotConfigPolicy
+    from agents.export import decision_agreement
+
+    owner = [i for i, opts in enumerate(options) for _ in opts]
+    flat = [c for opts in options for c in opts]
+    slot_patients = [patients[i] for i in owner]
+    extra = (lambda s: contexts_extra(owner[s])) if contexts_extra is not None else None
+    env_dt = env.dt_s
+    ro = rollout(SlotConfigPolicy("candidates", flat, env_dt), slot_patients, env, seed, extra, shadow=make_source())
+    scores = []
+    for s in range(len(flat)):
+        a = decision_agreement(ro.shadow_ma[s, 1:], ro.amplitudes_ma[s, 1:])
+        bacc = a["balanced_accuracy"] if np.isfinite(a["balanced_accuracy"]) else 0.0
+        kappa = a["cohen_kappa"] if np.isfinite(a["cohen_kappa"]) else 0.0
+        scores.append((bacc, kappa, a))
+    configs, infos = [], []
+    start = 0
+    for opts in options:
+        block = scores[start : start + len(opts)]
+        k = max(range(len(opts)), key=lambda j: (round(block[j][0], 6), round(block[j][1], 6), -j))
+        chosen = opts[k]
+        fit = chosen["provenance"]["fit"]
+        fit["closed_loop_selection"] = {
+            "candidates": len(opts),
+            "chosen_open_loop_rank": k,
+            "seed": seed,
+            "days": env.horizon_days,
+            "balanced_accuracy": [float(b[0]) for b in block],
+            "cohen_kappa": [float(b[1]) for b in block],
+        }
+        configs.append(chosen)
+        infos.append(fit)
+        start += len(opts)
     return configs, infos

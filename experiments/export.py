@@ -62,6 +62,7 @@ class DistillConfig:
     days: float = MISSING
     max_inputs: int = MISSING
     dagger_rounds: int = MISSING
+    select_top_k: int = MISSING
 
 
 @dataclass
@@ -159,12 +160,17 @@ def make_plan(cfg: DictConfig, conf_dir: Path = CONTROLLER_DIR) -> Plan:
     reward = RewardWeights.from_mapping(OmegaConf.to_container(cfg.reward, resolve=True))
     distill = DistillSettings(
         days=float(cfg.distill.days), seed=int(cfg.distill.seed), max_inputs=int(cfg.distill.max_inputs),
-        dagger_rounds=int(cfg.distill.dagger_rounds),
+        dagger_rounds=int(cfg.distill.dagger_rounds), select_top_k=int(cfg.distill.select_top_k),
     )
-    if method == "distill" and distill.seed == seed:
+    # The distillation uses noise seeds distill.seed (rollout), + 1 .. + dagger_rounds (DAgger rounds)
+    # and + dagger_rounds + 1 (closed-loop selection).
+    fit_seeds = range(distill.seed, distill.seed + distill.dagger_rounds + 2)
+    if method == "distill" and seed in fit_seeds:
         raise PainloopError(
-            "PL-CONFIG-VALUE", f"distill.seed={distill.seed} equals seed={seed}; allowed: different seeds (the fidelity "
-            "report is measured on held-out days: noise the distillation never saw)."
+            "PL-CONFIG-VALUE", f"seed={seed} is among the distillation's noise seeds {fit_seeds.start}-"
+            f"{fit_seeds.stop - 1} (distill.seed={distill.seed} plus one per DAgger round and one for the closed-loop "
+            "selection); allowed: a seed outside them (the fidelity report is measured on held-out days: noise the "
+            "distillation never saw)."
         )
     if not 100 <= int(cfg.onnx_observations) <= 1_000_000:
         raise PainloopError("PL-CONFIG-VALUE", f"onnx_observations={cfg.onnx_observations!r}; allowed: 100 to 1000000.")

@@ -137,6 +137,10 @@ BAD = {
     "config_source": (["source=config:somewhere"], 2, "PL-EXPORT-SOURCE"),
     "missing_run": (["source=run:does/not/exist"], 2, "PL-RUN-FOLDER"),
     "same_seeds": (["source=dual_threshold", "target=percept", "distill.seed=0"], 2, "PL-CONFIG-VALUE"),
+    # seed 3 = distill.seed + dagger_rounds + 1: the closed-loop selection's noise
+    "selection_seed": (["source=dual_threshold", "target=percept", "distill.seed=1", "seed=3"], 2,
+                       "PL-CONFIG-VALUE"),
+    "select_top_k": (["source=dual_threshold", "target=percept", "distill.select_top_k=51"], 2, "PL-CONFIG-VALUE"),
 }
 
 
@@ -201,6 +205,11 @@ def test_distilling_a_detector_recovers_its_decisions():
                             contexts_extra=lambda i: {"detector": dets[i]})
     for c in configs:
         check_config(c)
+        # Closed-loop selection: the exported candidate is the one with the best closed-loop agreement.
+        sel = c["provenance"]["fit"]["closed_loop_selection"]
+        assert sel["candidates"] == 7  # select_top_k=6 detectors and the constant table
+        assert sel["balanced_accuracy"][sel["chosen_open_loop_rank"]] == max(sel["balanced_accuracy"])
+        assert sel["balanced_accuracy"][-1] <= 0.5 + 1e-9  # a constant table cannot tell the classes apart
     assert all(f["status"] == "ok" and f["balanced_accuracy_fit"] > 0.8 for f in fits)
     by_uid = {p.uid: c for p, c in zip(patients, configs, strict=True)}
     held = rollout(spec.build(30.0, 0), patients, EnvSettings(horizon_days=1.0), 11,
