@@ -406,9 +406,10 @@ def distill(
             )
             if top_k > 1 and ranked[0][2]["status"] != "constant source":
                 # The best detector with one amplitude in every state it sets (HOLD kept, so Percept's
-                # dual threshold stays valid): always the source's most frequent command.
+                # dual threshold stays valid): always the source's most frequent command when it acts
+                # itself (round 0; a shadow's labels describe other trajectories).
                 det0, states0, info0 = ranked[0]
-                a = _most_frequent(y)
+                a = _most_frequent(data_y[i][0])
                 ranked.append((det0, [v if v is None or v == "HOLD" else a for v in states0],
                                info0 | {"balanced_accuracy_fit": 0.5, "open_loop_rank": len(ranked),
                                         "constant_state_table": True}))
