@@ -136,13 +136,16 @@ def load_latest_checkpoint(
     """Load the newest checkpoint that loads: ``(steps, paths, load(steps, paths))``, or None if there is none.
 
     A checkpoint that is incomplete or fails to load (a truncated zip or
-    pickle: ``load`` raises) is renamed aside with a ``.corrupt`` suffix, a
-    warning names it and the error, and the previous one is tried. If none
-    loads, ``PL-RUN-FOLDER`` lists them all. Off-policy agents keep their
+    pickle: ``load`` raises) is skipped for the previous one. When an older
+    one loads, each skipped checkpoint's files are renamed aside with a
+    ``.corrupt`` suffix (kept for inspection, no longer in the way) and a
+    warning names it and its error. If none loads, ``PL-RUN-FOLDER`` lists
+    them all and the folder is left untouched. Off-policy agents keep their
     replay buffer with the newest checkpoint only, so for them an older
     checkpoint is incomplete and the fall-back ends there.
     """
     problems: list[str] = []
+    skipped: list[dict[str, Path]] = []
     for steps in reversed(checkpoint_steps(run_dir)):
         paths = checkpoint_paths(run_dir, steps)
         missing = _missing(paths, off_policy)
@@ -151,21 +154,23 @@ def load_latest_checkpoint(
                 raise PainloopError("PL-RUN-FOLDER", f"incomplete: {missing} missing")
             loaded = load(steps, paths)
         except Exception as exc:  # noqa: BLE001 - any failure to load means this checkpoint is unusable
-            problem = f"checkpoint {paths['model'].name} cannot be used ({type(exc).__name__}: {exc})"
-            problems.append(problem)
-            for p in paths.values():
+            problems.append(f"checkpoint {paths['model'].name} cannot be used ({type(exc).__name__}: {exc})")
+            skipped.append(paths)
+            continue
+        for problem, bad in zip(problems, skipped, strict=True):
+            for p in bad.values():
                 if p.is_file():
                     os.replace(p, p.with_name(p.name + CORRUPT_SUFFIX))
-            message = f"{problem}; renamed aside with suffix {CORRUPT_SUFFIX}, trying the previous checkpoint"
+            message = (f"{problem}; renamed aside with suffix {CORRUPT_SUFFIX}; resuming from the previous "
+                       f"checkpoint {paths['model'].name}")
             warnings.warn(message, CheckpointWarning, stacklevel=2)
             print(f"WARNING: {message}", file=sys.stderr, flush=True)
-            continue
         return steps, paths, loaded
     if problems:
         raise PainloopError(
             "PL-RUN-FOLDER",
             f"no checkpoint in '{Path(run_dir) / CHECKPOINTS}' loads: {problems}; allowed: a run folder with at "
-            "least one complete checkpoint (or start a new run).",
+            "least one complete checkpoint (delete the broken ones to start the run again).",
         )
     return None
 

@@ -161,11 +161,13 @@ def test_load_latest_checkpoint_warns_and_reports_when_none_loads(tmp_path):
     def fail(steps, paths):
         raise ValueError("bad")
 
+    before = sorted(p.name for p in folder.iterdir())
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", tf.CheckpointWarning)
+        warnings.simplefilter("error", tf.CheckpointWarning)  # no warning: nothing was skipped for another
         with pytest.raises(PainloopError) as err:
             tf.load_latest_checkpoint(tmp_path, False, fail)
     assert err.value.code == "PL-RUN-FOLDER" and "ckpt_512_steps.zip" in str(err.value)
+    assert sorted(p.name for p in folder.iterdir()) == before  # refused: the folder is left as it was
     assert tf.load_latest_checkpoint(tmp_path / "empty", False, fail) is None
 
 
