@@ -7,6 +7,7 @@ plain objects, so a notebook can build the same controllers without Hydra.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -40,6 +41,26 @@ def allowed_params(kind: str) -> tuple[str, ...]:
     if kind == "oracle":
         return KINDS[kind][1] + _CLINIC_KEYS
     return KINDS[kind][1]
+
+
+def _refuse_wrong_types(method: Callable) -> Callable:
+    """A parameter of the wrong type (``on_s: [60]``, ``target_duty: null`` in a controller file) that a
+    constructor's comparisons trip over becomes ``PL-CONTROLLER-PARAM`` naming the entry's parameters."""
+
+    @functools.wraps(method)
+    def wrapper(self: ControllerSpec, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except (TypeError, ValueError) as exc:
+            if isinstance(exc, PainloopError):
+                raise
+            raise PainloopError(
+                "PL-CONTROLLER-PARAM",
+                f"controller '{self.label}' ({self.kind}): parameters {self.params!r} are refused ({exc}); "
+                f"allowed: {sorted(allowed_params(self.kind))} with numbers where numbers are meant.",
+            ) from None
+
+    return wrapper
 
 
 @dataclass(frozen=True)
@@ -81,17 +102,20 @@ class ControllerSpec:
         """Label of the controller whose duty and bursts a ``random`` entry copies."""
         return self.params.get("match") if self.kind == "random" else None
 
+    @_refuse_wrong_types
     def clinic_settings(self) -> ClinicSettings:
         return ClinicSettings(
             **{k[len("calibration_") :]: v for k, v in self.params.items() if k.startswith("calibration_")}
         )
 
+    @_refuse_wrong_types
     def detector_settings(self) -> DetectorSettings:
         values = {k: v for k, v in self.params.items() if k in _DETECTOR_KEYS}
         if self.kind == "dual_threshold":
             values["dual_threshold"] = True
         return DetectorSettings(**values)
 
+    @_refuse_wrong_types
     def build(self, dt_s: float, seed: int) -> BasePolicy:
         """A fresh policy object for this entry."""
         klass = KINDS[self.kind][0]

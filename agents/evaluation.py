@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from agents.action_check import checked_action
 from agents.clinic import ClinicRecord, fit_detector, record_calibration_period
 from agents.controllers import ControllerSpec
 from agents.policy import PatientContext
@@ -242,7 +243,7 @@ def _run_phase(
     while True:
         for c, pol in enumerate(policies):
             sl = slices[c]
-            action = pol.act(obs[sl], _SlicedInfo(info, sl))
+            action = checked_action(specs[c].label, pol.act(obs[sl], _SlicedInfo(info, sl)), modes[c][0], modes[c][1] or settings.n_levels, n_pat, batch.core.amplitude_max_ma[sl])
             if modes[c][0] == "amplitude_ma":  # device configs command amplitudes in mA directly
                 amplitudes[sl] = np.asarray(action, dtype=np.float64).reshape(-1)
             else:

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from agents.atomic_io import open_atomic
 from agents.config_policy import ConfigEngine, check_patient_fit
 from agents.controller_config import build_config
 from agents.detector import DetectorConfig
@@ -170,7 +171,7 @@ def write_trace_csv(path: str | Path, config: dict, rows: Sequence[dict]) -> Pat
     """Write a golden trace; floats with 17 significant digits, so they read back bit for bit."""
     path = Path(path)
     cols = trace_columns(config)
-    with path.open("w", newline="") as fh:
+    with open_atomic(path, "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(cols)
         for row in rows:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from agents.atomic_io import write_bytes_atomic
 from simenv.errors import PainloopError
 
 OPSET = 17
@@ -113,7 +114,7 @@ def export_onnx(policy, path: str | Path) -> Path:
     for k, v in meta.items():
         entry = graph.metadata_props.add()
         entry.key, entry.value = k, str(v)
-    onnx.save(graph, str(path))
+    write_bytes_atomic(path, graph.SerializeToString())
     return path
 
 

@@ -106,13 +106,20 @@ def read_train_config(run: Path) -> dict:
     if not run.is_dir():
         raise PainloopError("PL-RUN-FOLDER", f"run folder '{run}' does not exist; allowed: a training run folder.")
     try:
-        return json.loads(path.read_text())
+        data = json.loads(path.read_text())
     except FileNotFoundError:
         raise PainloopError(
             "PL-RUN-FOLDER", f"'{run}' is not a training run folder: train_config.json is missing."
         ) from None
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, ValueError) as exc:  # ValueError: invalid JSON or not UTF-8 text
         raise PainloopError("PL-RUN-FOLDER", f"'{path}' cannot be read: {exc}.") from None
+    if not isinstance(data, dict) or not isinstance(data.get("env_settings", {}), dict):
+        raise PainloopError(
+            "PL-RUN-FOLDER",
+            f"'{path}' holds {type(data).__name__} {str(data)[:80]!r}; allowed: the mapping experiments.train "
+            "writes (with env_settings a mapping).",
+        )
+    return data
 
 
 def load_run_policy(

@@ -56,6 +56,8 @@ from collections.abc import Callable, Sequence
 from importlib import metadata
 from pathlib import Path
 
+from agents.atomic_io import write_text_atomic
+
 SECTIONS = ("simulator", "evaluation", "training", "learning", "peers")
 IMPLEMENTED = ("simulator", "evaluation", "learning")
 SCHEMA = "painloop.benchmark/v1"
@@ -676,7 +678,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "wall_s": time.perf_counter() - wall0,
     }
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
+    write_text_atomic(out, json.dumps(report, indent=2) + "\n")
     print(render(report))
     print(f"\nwrote {out} ({report['wall_s']:.0f} s)")
     if args.check_floors and any(f["met"] is False for f in report["floors"]):

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from agents.atomic_io import open_atomic, write_text_atomic
 from agents.controllers import ControllerSpec
 from agents.evaluation import evaluate
 from simenv.batch import EnvSettings
@@ -90,11 +91,11 @@ def main(argv: list[str] | None = None) -> int:
             )
         rows.append(row)
     args.out.mkdir(parents=True, exist_ok=True)
-    with open(args.out / "biomarker_value.csv", "w", newline="") as fh:
+    with open_atomic(args.out / "biomarker_value.csv", "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    (args.out / "biomarker_value.json").write_text(json.dumps(rows, indent=2))
+    write_text_atomic(args.out / "biomarker_value.json", json.dumps(rows, indent=2))
     print(
         f"\nthreshold - random (matched duty and bursts), paired over {len(base)} patients, "
         f"{args.days:g} days, cohort '{args.cohort}', seed {args.seed}:"

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
+from agents.atomic_io import save_figure_atomic
 from agents.evaluation import METRICS, EvaluationResult
 from experiments.evaluation_report import display_label
 from simenv.params import SECONDS_PER_HOUR
@@ -112,7 +113,7 @@ def plot_trace(
     ax_energy.set_ylabel("cumulative\nstim energy (J)")
     ax_energy.set_xlabel("hours since the start of the evaluation")
     ax_energy.set_xlim(0, max(float(hours[-1]), 1e-9) if len(hours) else 1.0)
-    fig.savefig(path, dpi=DPI)
+    save_figure_atomic(fig, path, dpi=DPI)
     return path
 
 
@@ -155,7 +156,7 @@ def plot_bars(summary: list[dict[str, Any]], path: Path, reference: str, title: 
         ax.set_visible(False)
     fig.suptitle(f"{title}\nbars: mean across patients, whiskers: 95% interval; outlined: reference "
                  f"'{reference}'; hatched: reads latent state", fontsize=10)
-    fig.savefig(path, dpi=DPI)
+    save_figure_atomic(fig, path, dpi=DPI)
     return path
 
 
@@ -200,7 +201,7 @@ def plot_pareto(summary: list[dict[str, Any]], paired: list[dict[str, Any]], ref
     ax_d.set_title(f"paired differences to '{reference}' (at 0, 0), paired 95% intervals", fontsize=9)
     fig.suptitle(f"{title}: pain against stimulation energy (lower-left is better; hollow stars read "
                  "latent state)", fontsize=10)
-    fig.savefig(path, dpi=DPI)
+    save_figure_atomic(fig, path, dpi=DPI)
     return path
 
 

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from agents.atomic_io import open_atomic
 from agents.evaluation import METRICS, EvaluationResult
 from experiments.run_folder import write_json_atomic
 
@@ -49,7 +50,7 @@ def display_label(label: str, uses_latent: bool) -> str:
 
 def _write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> Path:
     columns = list(rows[0]) if rows else []
-    with path.open("w", newline="") as fh:
+    with open_atomic(path, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=columns, lineterminator="\n")
         writer.writeheader()
         for row in rows:

@@ -43,6 +43,7 @@ from typing import Any  # noqa: E402
 import hydra  # noqa: E402
 from omegaconf import MISSING, DictConfig, OmegaConf  # noqa: E402
 
+from agents.atomic_io import open_atomic  # noqa: E402
 from experiments import hydra_schema  # noqa: E402
 from experiments.evaluate import CONTROLLER_DIR, load_controller, parse_entry  # noqa: E402
 from experiments.run_folder import RunFolder, RunInterrupted, write_json_atomic  # noqa: E402
@@ -334,7 +335,7 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
     if not rows:
         return
     keys = list(rows[0])
-    with path.open("w", newline="") as fh:
+    with open_atomic(path, "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=keys)
         w.writeheader()
         for row in rows:

@@ -35,6 +35,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from agents.atomic_io import write_text_atomic
+
 ROOT = Path(__file__).resolve().parents[1]
 METRICS = ("reward_per_day", "mean_pain_nrs", "stim_energy_j_per_day", "duty_cycle", "high_pain_fraction")
 EVAL_SEED_OFFSET = 1_000_000
@@ -187,7 +189,7 @@ def main(argv: Sequence[str] | None = None) -> int:
               file=sys.stderr, flush=True)
         report["patients"].append({"finetune": ft, "run_dir": str(run_dir),
                                    "comparison": compare(args.source, run_dir, args.cohort, index, args.days, seeds)})
-    (out / "finetune_report.json").write_text(json.dumps(report, indent=2) + "\n")
+    write_text_atomic(out / "finetune_report.json", json.dumps(report, indent=2) + "\n")
     print(render(report))
     print(f"\nwrote {out / 'finetune_report.json'}")
     return 0

@@ -178,10 +178,10 @@ def check_overrides(
             values = ov.value()
             values = list(values.list) if ov.is_sweep_override() and hasattr(values, "list") else [values]
             for v in values:
-                if isinstance(v, str) and v not in options:
+                if not isinstance(v, str) or v not in options:  # cohort=0 or reward=[a] is no option either
                     code = codes.get(key, "PL-CONFIG-KEY")
                     raise PainloopError(
-                        code, f"{key}={v!r} does not exist; available {key} options: {options}{_closest(v, options)}."
+                        code, f"{key}={v!r} does not exist; available {key} options: {options}{_closest(str(v), options)}."
                     )
             continue
         if key not in keys:

@@ -38,6 +38,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from agents.atomic_io import write_text_atomic
+
 #: Agents trained when ``--agents`` is not given: PPO and the other agent that did best (docs/training.md).
 DEFAULT_AGENTS = ("ppo", "a2c")
 #: Step budgets per agent, each well inside the 20-minute limit at the speeds measured here
@@ -206,7 +208,7 @@ def run_trainings(opts: LearningOptions, log: Callable[[str], None]) -> list[dic
             job["exit_code"] = proc.returncode
             job["fh"].close()
             if not job["reused"]:
-                _timing_path(job).write_text(json.dumps({
+                write_text_atomic(_timing_path(job), json.dumps({
                     "wall_s": elapsed, "exit_code": proc.returncode,
                     "over_time_limit": bool(job.get("over_time_limit", False))}) + "\n")
             running.remove(job)

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from agents.atomic_io import write_text_atomic
 from simenv import layout as L
 from simenv.cohort import Patient, available_presets, load_preset
 from simenv.core import BatchedCore, tolerance_equilibrium
@@ -256,7 +257,7 @@ def write_tables(path: Path = DOCS_PATH) -> Path:
     text = _replace_between(text, PARAMS_BEGIN, PARAMS_END, render_parameter_table())
     text = _replace_between(text, PRESETS_BEGIN, PRESETS_END, render_preset_tables())
     text = _replace_between(text, DERIVED_BEGIN, DERIVED_END, render_derived_table())
-    path.write_text(text)
+    write_text_atomic(path, text)
     return path
 
 

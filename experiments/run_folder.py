@@ -43,7 +43,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import traceback
@@ -51,6 +50,8 @@ from collections.abc import Callable, Iterator, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from agents.atomic_io import write_text_atomic
 
 STATUS_FILE = "status.json"
 RUN_FILE = "run.json"
@@ -108,23 +109,9 @@ def _clean_floats(value: Any) -> Any:
 
 
 def write_json_atomic(path: str | Path, data: Any) -> Path:
-    """Write ``data`` as JSON to ``path`` atomically: a temporary file in the same folder, then ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; a run folder is meant to be read by others
-        with os.fdopen(fd, "w") as fh:
-            json.dump(_clean_floats(json.loads(json.dumps(data, default=_jsonable))), fh, indent=2, allow_nan=False)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    return path
+    """Write ``data`` as JSON to ``path`` atomically (``agents.atomic_io``: temporary file, then ``os.replace``)."""
+    text = json.dumps(_clean_floats(json.loads(json.dumps(data, default=_jsonable))), indent=2, allow_nan=False)
+    return write_text_atomic(path, text + "\n")
 
 
 def package_versions(names: Sequence[str] = PACKAGES) -> dict[str, str | None]:

@@ -458,6 +458,7 @@ def build(plan: TrainPlan, run_dir: Path, existing: ResumeState | None) -> Built
     """
     from stable_baselines3.common.vec_env import VecMonitor, VecNormalize
 
+    from agents.atomic_io import remove_temporaries
     from agents.sb3_vec_env import PainStimSB3VecEnv
     from experiments.training_agents import build_model, load_model
     from experiments.training_callbacks import METRIC_COLUMNS
@@ -469,9 +470,8 @@ def build(plan: TrainPlan, run_dir: Path, existing: ResumeState | None) -> Built
     gamma = plan.hyperparams["gamma"]
     start = 0
     resumed_from = None
-    checkpoint = tf.latest_checkpoint(run_dir, plan.algo.off_policy) if existing is not None else None
-    if checkpoint is not None:
-        start, paths = checkpoint
+
+    def load_checkpoint(start: int, paths: dict) -> tuple:
         venv = tf.load_pickle(paths["vecnormalize"], "statistics")
         if not isinstance(venv, VecNormalize):
             raise PainloopError("PL-RUN-FOLDER", f"'{paths['vecnormalize']}' does not hold VecNormalize statistics.")
@@ -492,6 +492,15 @@ def build(plan: TrainPlan, run_dir: Path, existing: ResumeState | None) -> Built
             buffer = tf.load_pickle(paths["replay_buffer"], "replay buffer")
             model.replay_buffer = buffer
             buffer.device = model.device
+        return venv, model, seed
+
+    if existing is not None:  # hidden temporaries a killed writer left (docs/reliability.md)
+        for folder in (run_dir, run_dir / tf.CHECKPOINTS):
+            remove_temporaries(folder)
+    # A truncated or unloadable newest checkpoint falls back to the previous one, with a warning.
+    checkpoint = tf.load_latest_checkpoint(run_dir, plan.algo.off_policy, load_checkpoint) if existing is not None else None
+    if checkpoint is not None:
+        start, paths, (venv, model, seed) = checkpoint
         resumed_from = str(paths["model"].relative_to(run_dir))
     elif plan.finetune is not None:
         src = plan.finetune
@@ -655,7 +664,8 @@ def train(plan: TrainPlan, built: Built, folder: RunFolder, signals: StopSignals
         if int(model.num_timesteps) != plan.budget:
             raise RuntimeError(f"training ended at {model.num_timesteps} steps, not at the budget {plan.budget}")
         callback.finish()
-        tf.save_model(model, built.vecnormalize, run_dir / tf.MODEL, run_dir / tf.VECNORMALIZE)
+        tf.save_model(model, built.vecnormalize, run_dir / tf.MODEL, run_dir / tf.VECNORMALIZE,
+                      fault="final-model-write")
     finally:
         logger.close()
     wall = time.perf_counter() - t0

@@ -31,6 +31,7 @@ from typing import Any
 
 from stable_baselines3.common.callbacks import BaseCallback
 
+from agents.atomic_io import fault_point, save_figure_atomic
 from experiments import training_folder as tf
 from experiments.run_folder import RunFolder
 from experiments.training_signals import StopSignals
@@ -154,6 +155,7 @@ class TrainingCallback(BaseCallback):
         if n > self.start_timesteps and n >= self.next_checkpoint:
             self.checkpoint(n)
         self.heartbeat(n)
+        fault_point("rollout-boundary")  # test hook (docs/reliability.md); nothing unless PAINLOOP_FAULT is set
 
     def finish(self) -> None:
         """After ``learn`` returned at the budget: a last validation if the final step has none."""
@@ -214,7 +216,7 @@ class TrainingCallback(BaseCallback):
             w.add_scalar("perf/train_fps", fps, n)
         fig = trace_figure(result, n, self.title)
         w.add_image("validation/trace_day", figure_to_rgb(fig), n, dataformats="HWC")
-        fig.savefig(self.run_dir / tf.TRACE_PNG)
+        save_figure_atomic(fig, self.run_dir / tf.TRACE_PNG)
         elapsed = time.perf_counter() - t
         w.add_scalar("perf/validation_s", elapsed, n)
         w.flush()

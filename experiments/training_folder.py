@@ -23,17 +23,19 @@ is complete.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import math
 import os
 import pickle
 import re
-import tempfile
+import sys
+import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+from agents.atomic_io import write_bytes_atomic
 from simenv.errors import PainloopError
 
 TRAIN_CONFIG = "train_config.json"
@@ -46,23 +48,12 @@ METRICS = "metrics.csv"
 TENSORBOARD = "tb"
 TRACE_PNG = "validation_trace.png"
 _CKPT = re.compile(r"^ckpt_(\d+)_steps\.zip$")
+CORRUPT_SUFFIX = ".corrupt"
+T = TypeVar("T")
 
 
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.chmod(tmp, 0o644)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+class CheckpointWarning(UserWarning):
+    """A checkpoint could not be used and an older one was taken instead."""
 
 
 def model_bytes(model: Any) -> bytes:
@@ -71,10 +62,14 @@ def model_bytes(model: Any) -> bytes:
     return buf.getvalue()
 
 
-def save_model(model: Any, vecnormalize: Any, model_path: Path, stats_path: Path) -> None:
-    """A model and its ``VecNormalize`` statistics (the same pickle ``VecNormalize.save`` writes)."""
+def save_model(model: Any, vecnormalize: Any, model_path: Path, stats_path: Path, fault: str | None = None) -> None:
+    """A model and its ``VecNormalize`` statistics (the same pickle ``VecNormalize.save`` writes).
+
+    The model zip is written last; ``fault`` names the test hook's fault
+    point just before its rename (``agents.atomic_io.fault_point``).
+    """
     write_bytes_atomic(stats_path, pickle.dumps(vecnormalize))
-    write_bytes_atomic(model_path, model_bytes(model))
+    write_bytes_atomic(model_path, model_bytes(model), fault=fault)
 
 
 def checkpoint_paths(run_dir: Path, steps: int) -> dict[str, Path]:
@@ -94,7 +89,7 @@ def save_checkpoint(model: Any, vecnormalize: Any, run_dir: Path, steps: int, of
     paths = checkpoint_paths(run_dir, steps)
     if off_policy:
         write_bytes_atomic(paths["replay_buffer"], pickle.dumps(model.replay_buffer))
-    save_model(model, vecnormalize, paths["model"], paths["vecnormalize"])
+    save_model(model, vecnormalize, paths["model"], paths["vecnormalize"], fault="checkpoint-write")
     if off_policy:
         for old in (Path(run_dir) / CHECKPOINTS).glob("ckpt_*_steps_replay_buffer.pkl"):
             if old != paths["replay_buffer"]:
@@ -102,28 +97,82 @@ def save_checkpoint(model: Any, vecnormalize: Any, run_dir: Path, steps: int, of
     return paths["model"]
 
 
+def checkpoint_steps(run_dir: Path) -> list[int]:
+    """Steps of every checkpoint whose model zip exists, oldest first."""
+    folder = Path(run_dir) / CHECKPOINTS
+    return sorted(int(m.group(1)) for p in folder.glob("ckpt_*_steps.zip") if (m := _CKPT.match(p.name)))
+
+
+def _missing(paths: dict[str, Path], off_policy: bool) -> list[str]:
+    needed = ["model", "vecnormalize"] + (["replay_buffer"] if off_policy else [])
+    return [paths[k].name for k in needed if not paths[k].is_file()]
+
+
 def latest_checkpoint(run_dir: Path, off_policy: bool) -> tuple[int, dict[str, Path]] | None:
     """(steps, paths) of the newest complete checkpoint, or None.
 
     Complete: the zip and its statistics exist (and the replay buffer for an
     off-policy agent). A newest checkpoint that is incomplete is an error, not
-    skipped silently.
+    skipped silently (``load_latest_checkpoint`` falls back with a warning).
     """
-    folder = Path(run_dir) / CHECKPOINTS
-    steps = sorted(int(m.group(1)) for p in folder.glob("ckpt_*_steps.zip") if (m := _CKPT.match(p.name)))
+    steps = checkpoint_steps(run_dir)
     if not steps:
         return None
     paths = checkpoint_paths(run_dir, steps[-1])
-    needed = ["model", "vecnormalize"] + (["replay_buffer"] if off_policy else [])
-    missing = [paths[k].name for k in needed if not paths[k].is_file()]
+    missing = _missing(paths, off_policy)
     if missing:
         raise PainloopError(
             "PL-RUN-FOLDER",
-            f"the newest checkpoint in '{folder}' is incomplete: {missing} missing; "
+            f"the newest checkpoint in '{Path(run_dir) / CHECKPOINTS}' is incomplete: {missing} missing; "
             "allowed: a checkpoint with its model zip, statistics and (off-policy) replay buffer "
             "(delete the incomplete one to resume from the previous checkpoint).",
         )
     return steps[-1], paths
+
+
+def load_latest_checkpoint(
+    run_dir: Path, off_policy: bool, load: Callable[[int, dict[str, Path]], T]
+) -> tuple[int, dict[str, Path], T] | None:
+    """Load the newest checkpoint that loads: ``(steps, paths, load(steps, paths))``, or None if there is none.
+
+    A checkpoint that is incomplete or fails to load (a truncated zip or
+    pickle: ``load`` raises) is skipped for the previous one. When an older
+    one loads, each skipped checkpoint's files are renamed aside with a
+    ``.corrupt`` suffix (kept for inspection, no longer in the way) and a
+    warning names it and its error. If none loads, ``PL-RUN-FOLDER`` lists
+    them all and the folder is left untouched. Off-policy agents keep their
+    replay buffer with the newest checkpoint only, so for them an older
+    checkpoint is incomplete and the fall-back ends there.
+    """
+    problems: list[str] = []
+    skipped: list[dict[str, Path]] = []
+    for steps in reversed(checkpoint_steps(run_dir)):
+        paths = checkpoint_paths(run_dir, steps)
+        missing = _missing(paths, off_policy)
+        try:
+            if missing:
+                raise PainloopError("PL-RUN-FOLDER", f"incomplete: {missing} missing")
+            loaded = load(steps, paths)
+        except Exception as exc:  # noqa: BLE001 - any failure to load means this checkpoint is unusable
+            problems.append(f"checkpoint {paths['model'].name} cannot be used ({type(exc).__name__}: {exc})")
+            skipped.append(paths)
+            continue
+        for problem, bad in zip(problems, skipped, strict=True):
+            for p in bad.values():
+                if p.is_file():
+                    os.replace(p, p.with_name(p.name + CORRUPT_SUFFIX))
+            message = (f"{problem}; renamed aside with suffix {CORRUPT_SUFFIX}; resuming from the previous "
+                       f"checkpoint {paths['model'].name}")
+            warnings.warn(message, CheckpointWarning, stacklevel=2)
+            print(f"WARNING: {message}", file=sys.stderr, flush=True)
+        return steps, paths, loaded
+    if problems:
+        raise PainloopError(
+            "PL-RUN-FOLDER",
+            f"no checkpoint in '{Path(run_dir) / CHECKPOINTS}' loads: {problems}; allowed: a run folder with at "
+            "least one complete checkpoint (delete the broken ones to start the run again).",
+        )
+    return None
 
 
 def load_pickle(path: Path, what: str) -> Any:
@@ -142,11 +191,34 @@ class MetricsTable:
         self.path = Path(path)
         self.columns = columns
 
+    def _complete_text(self) -> str:
+        """The file's text up to its last complete line.
+
+        A process killed while appending (or a full disk) can leave half a
+        row at the end; it is dropped, with a warning, so the table always
+        reads and the next append starts on a fresh line.
+        """
+        data = self.path.read_bytes()
+        if data and not data.endswith(b"\n"):
+            cut = data.rfind(b"\n") + 1
+            message = f"'{self.path}' ends with an incomplete row ({len(data) - cut} bytes); it is dropped"
+            warnings.warn(message, MetricsWarning, stacklevel=3)
+            data = data[:cut]
+            with self.path.open("r+b") as fh:
+                fh.truncate(cut)
+        return data.decode("utf-8", errors="replace")
+
     def rows(self) -> list[dict[str, float]]:
         if not self.path.is_file():
             return []
-        with self.path.open(newline="") as fh:
-            return [{k: float(v) for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(fh)]
+        text = self._complete_text()
+        out = []
+        for row in csv.DictReader(io.StringIO(text)):
+            try:
+                out.append({k: float(v) for k, v in row.items() if k is not None and v not in ("", None)})
+            except (TypeError, ValueError):
+                warnings.warn(f"'{self.path}': a malformed row is skipped: {row}", MetricsWarning, stacklevel=2)
+        return out
 
     def keep_until(self, timesteps: int) -> list[dict[str, float]]:
         """Drop rows after ``timesteps`` (a resume from an earlier checkpoint); returns the rows kept."""
@@ -160,13 +232,23 @@ class MetricsTable:
         return kept
 
     def append(self, row: dict[str, float]) -> None:
-        new = not self.path.is_file()
+        """Append one row in a single write; a half row left by an earlier kill is dropped first."""
+        new = not self.path.is_file() or self.path.stat().st_size == 0
+        if not new:
+            self._complete_text()
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=self.columns, extrasaction="ignore", lineterminator="\n")
+        if new:
+            writer.writeheader()
+        writer.writerow({k: _fmt(v) for k, v in row.items()})
         with self.path.open("a", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=self.columns, extrasaction="ignore", lineterminator="\n")
-            if new:
-                writer.writeheader()
-            writer.writerow({k: _fmt(v) for k, v in row.items()})
+            fh.write(buf.getvalue())
             fh.flush()
+            os.fsync(fh.fileno())
+
+
+class MetricsWarning(UserWarning):
+    """``metrics.csv`` held an incomplete or malformed row (dropped)."""
 
 
 def _fmt(v: Any) -> Any:

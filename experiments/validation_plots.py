@@ -11,6 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from agents.atomic_io import save_figure_atomic  # noqa: E402
 from experiments import validation_statistics as vs  # noqa: E402
 from experiments.validation_simulations import CarryOverRun, ContinuousRun  # noqa: E402
 from simenv.cohort import Patient  # noqa: E402
@@ -39,7 +40,7 @@ def plot_pain_week(patients: list[Patient], run: ContinuousRun, path: Path) -> P
     axes[0, 0].legend(loc="lower right", fontsize=7, ncol=3)
     axes[-1, 0].set_xlabel("days")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    save_figure_atomic(fig, path, dpi=100)
     plt.close(fig)
     return path
 
@@ -71,7 +72,7 @@ def plot_autocorrelation(m: dict[str, Any], path: Path) -> Path:
     ax2.set_ylabel("fitted fast tau (h)")
     ax2.set_title("fast time constant", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    save_figure_atomic(fig, path, dpi=100)
     plt.close(fig)
     return path
 
@@ -90,7 +91,7 @@ def plot_auc(m: dict[str, Any], path: Path) -> Path:
     ax.set_ylabel("measured AUC (shrinkage LDA, held-out half)")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    save_figure_atomic(fig, path, dpi=100)
     plt.close(fig)
     return path
 
@@ -116,7 +117,7 @@ def plot_carryover(m: dict[str, Any], run: CarryOverRun, path: Path) -> Path:
     ax2.set_xlabel("configured carry-over tau (min)")
     ax2.set_ylabel("fitted tau (min)")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    save_figure_atomic(fig, path, dpi=100)
     plt.close(fig)
     return path
 
@@ -137,7 +138,7 @@ def plot_flares(m: dict[str, Any], path: Path) -> Path:
         ax2.hist(fl["size_nrs"], bins=15)
     ax2.set_xlabel("flare size (NRS)")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    save_figure_atomic(fig, path, dpi=100)
     plt.close(fig)
     return path
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from agents.atomic_io import open_atomic, write_text_atomic
 from experiments import validation_statistics as vs
 from experiments.validation_simulations import CarryOverRun, ContinuousRun, NaturalHistory
 from simenv.cohort import Patient
@@ -316,7 +317,7 @@ def format_table(rows: list[Row]) -> str:
 
 
 def write_csv(rows: list[Row], path: Path) -> None:
-    with path.open("w", newline="") as fh:
+    with open_atomic(path, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(COLUMNS))
         writer.writeheader()
         for r in rows:
@@ -351,4 +352,4 @@ def write_json(rows: list[Row], m: dict[str, Any], patients: list[Patient], meta
             "measured": {k: m[k][i] for k in keys},
         })
     doc = {"meta": meta, "rows": [asdict(r) for r in rows], "patients": per_patient}
-    path.write_text(json.dumps(_jsonable(doc), indent=2))
+    write_text_atomic(path, json.dumps(_jsonable(doc), indent=2))

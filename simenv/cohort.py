@@ -150,6 +150,16 @@ def preset_from_mapping(data: dict[str, Any], where: str) -> CohortPreset:
     if unknown:
         raise PainloopError("PL-COHORT-SPEC", f"{where}: unknown key(s) {unknown}; allowed: {sorted(allowed)}.")
     dists = data.get("distributions") or {}
+    if not isinstance(dists, dict) or not all(isinstance(v, dict) for v in dists.values()):
+        raise PainloopError(
+            "PL-COHORT-SPEC",
+            f"{where}: distributions={dists!r}; allowed: a mapping of 'group.field' to a distribution mapping, "
+            "e.g. 'pain.baseline_nrs: {normal: [6, 1]}'.",
+        )
+    for key, allowed_type, low in (("seed", int, 0), ("n_patients", int, 1)):
+        value = data.get(key, 20 if key == "n_patients" else None)
+        if isinstance(value, bool) or not isinstance(value, allowed_type) or value < low:
+            raise PainloopError("PL-COHORT-SPEC", f"{where}: {key}={value!r}; allowed: a whole number >= {low}.")
     valid_keys = {f"{g}.{f}" for g, klass in GROUPS.items() for f in klass.__dataclass_fields__}
     for key in dists:
         if key not in valid_keys:
@@ -192,6 +202,8 @@ def load_patient_yaml(path: str | Path) -> Patient:
         text = path.read_text()
     except OSError as exc:
         raise PainloopError("PL-PATIENT-YAML", f"patient file '{path}' cannot be read: {exc.strerror}.") from None
+    except UnicodeDecodeError as exc:
+        raise PainloopError("PL-PATIENT-YAML", f"patient file '{path}' is not UTF-8 text: {exc.reason}.") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -224,7 +224,7 @@ class BatteryParams(_Validated):
     """Battery draw beyond the stimulation energy itself."""
 
     _group = "battery"
-    overhead_uw: float = param(20.0, 0.0, 10_000.0, "constant draw for sensing and telemetry (> 0: every implant senses)", "*assumed*: ~20 uW", low_open=True)
+    overhead_uw: float = param(20.0, 0.01, 10_000.0, "constant draw for sensing and telemetry (>= 0.01 uW: every implant senses, and a vanishing draw would make battery life infinite)", "*assumed*: ~20 uW")
     efficiency: float = param(0.5, 0.01, 1.0, "conversion efficiency from battery to tissue", "*assumed*: 0.5")
     capacity_j: float = param(30_000.0, 1.0, 1e7, "usable battery energy", "*assumed*: gives 4.4 years of continuous default stimulation")
 

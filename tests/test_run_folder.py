@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from agents import atomic_io
 from experiments import run_folder as rf
 from experiments.run_folder import RunFolder, read_status, write_json_atomic
 
@@ -100,12 +101,12 @@ def test_write_json_atomic_replaces_whole_files_and_leaves_no_temporaries(tmp_pa
     assert json.loads(path.read_text()) == {"state": "running", "x": None}  # strict JSON: NaN -> null
     assert oct(path.stat().st_mode & 0o777) == oct(0o644)
 
-    # A write that fails half-way leaves the previous file intact and no temporary behind.
-    def broken_dump(obj, fh, **kwargs):
-        fh.write('{"state": "fin')
+    # A write that fails half-way (the data is in the temporary file, syncing it fails)
+    # leaves the previous file intact and no temporary behind.
+    def broken_fsync(fd):
         raise OSError("disk full")
 
-    monkeypatch.setattr(rf.json, "dump", broken_dump)
+    monkeypatch.setattr(atomic_io.os, "fsync", broken_fsync)
     with pytest.raises(OSError, match="disk full"):
         write_json_atomic(path, {"state": "finished"})
     monkeypatch.undo()
@@ -122,7 +123,7 @@ def test_write_json_atomic_uses_os_replace(tmp_path, monkeypatch):
         assert Path(src).name.startswith(".status.json.") and Path(src).exists()
         real_replace(src, dst)
 
-    monkeypatch.setattr(rf.os, "replace", spy)
+    monkeypatch.setattr(atomic_io.os, "replace", spy)
     write_json_atomic(tmp_path / "status.json", {"state": "running"})
     assert calls == [(tmp_path, tmp_path / "status.json")]  # same folder: os.replace is atomic there
 
