@@ -22,6 +22,7 @@ from simenv.biomarkers import (
     patient_biomarker_layout,
 )
 from simenv.cohort import Patient
+from simenv.decision import amplitudes_safe, time_of_day_h
 from simenv.errors import NonFiniteStateError, PainloopError, UnsafeStimulationError
 from simenv.kernel import dose_response, step_kernel
 from simenv.noise import NoiseStreams
@@ -217,7 +218,7 @@ class BatchedCore:
             )
         # One vectorised test on the hot path (NaN fails both comparisons);
         # the diagnosis below runs only when something is wrong.
-        if ((target >= 0.0) & (target <= self._amplitude_ceiling_ma)).all():
+        if amplitudes_safe(target, self._amplitude_ceiling_ma):
             return target
         invalid = ~np.isfinite(target) | (target < 0.0)
         if invalid.any():
@@ -304,4 +305,6 @@ class BatchedCore:
 
     def time_of_day_h(self) -> np.ndarray:
         """Clock hour at the end of the last step, shape (n_slots,)."""
-        return (self.start_hour + self.state[:, L.S_TIME_S] / SECONDS_PER_HOUR) % 24.0
+        hour = np.empty(self.n_slots)
+        time_of_day_h(self.state, self.start_hour, hour)
+        return hour
