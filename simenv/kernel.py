@@ -86,7 +86,8 @@ def step_kernel(
     artifact_mask,  # (N_FEATURES,) 1 where stimulation adds artifact
     normals,  # (N, C, N_NORMALS) pre-drawn standard normals
     uniforms,  # (N, C, N_UNIFORMS) pre-drawn uniforms
-    position,  # (N,) int64 row of the noise buffers for this step
+    noise_row,  # (N,) int64 buffer row each patient reads (patients sharing a stream share a row)
+    position,  # (N,) int64 step within the buffer for this step
     dt_s,
     duty_decays,  # (3,) exp(-dt / tau) for the duty-cycle averages
     out,  # (N, N_OUTPUTS) written
@@ -96,8 +97,8 @@ def step_kernel(
     for p in range(n):
         s = state[p]
         q = params[p]
-        z = normals[p, position[p]]
-        u = uniforms[p, position[p]]
+        z = normals[noise_row[p], position[p]]
+        u = uniforms[noise_row[p], position[p]]
         o = out[p]
 
         # --- clock ----------------------------------------------------------
@@ -287,6 +288,7 @@ def warm_up() -> None:
         np.zeros(L.N_FEATURES),
         np.zeros((n, 1, L.N_NORMALS)),
         np.full((n, 1, L.N_UNIFORMS), 0.5),
+        np.zeros(n, dtype=np.int64),
         np.zeros(n, dtype=np.int64),
         30.0,
         np.ones(3),
