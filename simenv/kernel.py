@@ -73,7 +73,9 @@ def is_awake(hour: float, wake_h: float, sleep_h: float) -> bool:
     return hour >= wake_h or hour < sleep_h
 
 
-@numba.njit(cache=True)
+# error_model="numpy": a division by zero gives inf/NaN (caught by the finite-state
+# checks) instead of a Python exception, so no zero test precedes every division.
+@numba.njit(cache=True, error_model="numpy")
 def step_kernel(
     target_ma,  # (N,) commanded amplitude, mA, already checked safe
     state,  # (N, N_STATE) updated in place
@@ -213,12 +215,15 @@ def step_kernel(
         drawn_j = stim_j / q[L.P_EFFICIENCY] + q[L.P_OVERHEAD_W] * dt_s
 
         # --- side effects ----------------------------------------------------
-        half = q[L.P_MILD_HALF_UC]
-        slope = q[L.P_MILD_SLOPE_UC]
-        base = 1.0 / (1.0 + math.exp(half / slope))
-        logistic = 1.0 / (1.0 + math.exp(-(charge_uc - half) / slope))
-        mild_rate = q[L.P_MILD_RATE_PER_S] * max(logistic - base, 0.0) / (1.0 - base)
-        p_mild = 1.0 - math.exp(-mild_rate * dt_s)
+        # Without charge the logistic equals its baseline: no mild events (exactly 0, so skipped).
+        p_mild = 0.0
+        if charge_uc > 0.0:
+            half = q[L.P_MILD_HALF_UC]
+            slope = q[L.P_MILD_SLOPE_UC]
+            base = 1.0 / (1.0 + math.exp(half / slope))
+            logistic = 1.0 / (1.0 + math.exp(-(charge_uc - half) / slope))
+            mild_rate = q[L.P_MILD_RATE_PER_S] * max(logistic - base, 0.0) / (1.0 - base)
+            p_mild = 1.0 - math.exp(-mild_rate * dt_s)
         p_seizure = 0.0
         step_ma = abs(a1 - a0)
         if step_ma > 0.0:
