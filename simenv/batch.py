@@ -424,6 +424,11 @@ class PainStimBatch:
         pack_state_info(self.core.state, _STATE_COLS, self._capacity_j, hour, packed)
         return packed
 
+    @property
+    def slot_uids(self) -> np.ndarray:
+        """Patient uid of each slot's current episode (do not modify)."""
+        return self._uids
+
     def _ids(self) -> dict:
         return {"patient_uid": self._uids.copy(), "patient_index": self._indices.copy(), "episode": self.slot_episode.copy()}
 
