@@ -92,6 +92,8 @@ def time_of_day_h(state, start_hour, hour):
 def observe_into(state, history, amplitude_max_ma, hour, include_self_report, obs):
     """The observation (float32): feature history, stimulation state, duty cycles, clock [, last report]."""
     n_hist = history.shape[1] * L.N_FEATURES
+    # Slots usually share the clock: the sine and cosine of the previous slot's hour are reused (same bits).
+    last_hour, sin_h, cos_h = math.nan, 0.0, 1.0
     for p in range(state.shape[0]):
         s = state[p]
         k = 0
@@ -99,14 +101,17 @@ def observe_into(state, history, amplitude_max_ma, hour, include_self_report, ob
             for j in range(L.N_FEATURES):
                 obs[p, k] = history[p, h, j]
                 k += 1
-        angle = _TWO_PI_OVER_24 * hour[p]
+        if hour[p] != last_hour:
+            last_hour = hour[p]
+            angle = _TWO_PI_OVER_24 * last_hour
+            sin_h, cos_h = math.sin(angle), math.cos(angle)
         obs[p, n_hist] = s[L.S_AMPLITUDE_MA] / amplitude_max_ma[p]
         obs[p, n_hist + 1] = math.log1p(s[L.S_SINCE_SWITCH_S] / SECONDS_PER_HOUR)
         obs[p, n_hist + 2] = s[L.S_DUTY_30MIN]
         obs[p, n_hist + 3] = s[L.S_DUTY_24H]
         obs[p, n_hist + 4] = s[L.S_DUTY_7D]
-        obs[p, n_hist + 5] = math.sin(angle)
-        obs[p, n_hist + 6] = math.cos(angle)
+        obs[p, n_hist + 5] = sin_h
+        obs[p, n_hist + 6] = cos_h
         if include_self_report:
             last = s[L.S_LAST_REPORT_NRS]
             if math.isnan(last):
