@@ -185,6 +185,8 @@ class PainStimBatch:
         dt = self.settings.dt_s
         self._term_scale = np.array([1.0, 1.0, 1.0 / (dt * ENERGY_UNIT_W), SECONDS_PER_DAY / dt, 1.0])
         self._hour: np.ndarray | None = None
+        self._horizon_steps = self.settings.horizon_steps  # settings are frozen: computed once
+        self._steps_per_decision = self.settings.steps_per_decision
         self._running: int | None = None
         s = self.settings
         self.n = len(patients)
@@ -373,8 +375,7 @@ class PainStimBatch:
         """
         target = self.amplitudes_for(actions) if amplitudes_ma is None else amplitudes_ma
         core = self.core
-        s = self.settings
-        horizon = s.horizon_steps
+        horizon = self._horizon_steps
         n = self.n
         acc = np.zeros((n, len(_ACC_COLS)))
         steps_done = np.zeros(n)
@@ -382,7 +383,7 @@ class PainStimBatch:
         running = self._running
         if running is None:
             running = int(np.count_nonzero(core.state[:, L.S_STEPS] < horizon))
-        for _ in range(s.steps_per_decision):
+        for _ in range(self._steps_per_decision):
             if running == 0:
                 break
             out = core.step(target)
