@@ -24,7 +24,7 @@ from simenv.biomarkers import (
 from simenv.cohort import Patient
 from simenv.decision import amplitudes_safe, time_of_day_h
 from simenv.errors import NonFiniteStateError, PainloopError, UnsafeStimulationError
-from simenv.kernel import dose_response, step_kernel
+from simenv.kernel import dose_response, seizure_hazard, step_kernel
 from simenv.noise import NoiseStreams
 from simenv.params import SECONDS_PER_DAY, SECONDS_PER_HOUR, PatientParams
 
@@ -111,8 +111,15 @@ def param_row(params: PatientParams, dt_s: float, start_hour: float) -> np.ndarr
     row[L.P_OVERHEAD_W] = bat.overhead_uw * 1e-6
     row[L.P_START_HOUR] = start_hour
     row[L.P_SWITCH_TOL_MA] = 0.5 * st.amplitude_step_ma
+    _set_seizure_hazards(row)
     row.setflags(write=False)
     return row
+
+
+def _set_seizure_hazards(row: np.ndarray) -> None:
+    """The seizure hazard of each ramp direction of one parameter row (the kernel's own function)."""
+    for ramp, hazard in ((L.P_RAMP_MA_PER_S, L.P_SEIZURE_HAZARD_UP), (L.P_RAMP_DOWN_MA_PER_S, L.P_SEIZURE_HAZARD_DOWN)):
+        row[hazard] = seizure_hazard(row[ramp], row[L.P_SEIZURE_HALF_RATE], row[L.P_SEIZURE_EXPONENT])
 
 
 @lru_cache(maxsize=16_384)
@@ -303,6 +310,8 @@ class BatchedCore:
             raise PainloopError("PL-ENV-ARG", f"ramp rates up={up!r}, down={down!r} mA/s; allowed: finite values > 0.")
         self.params[slots, L.P_RAMP_MA_PER_S] = up
         self.params[slots, L.P_RAMP_DOWN_MA_PER_S] = down
+        for row in np.arange(self.n_slots)[slots]:
+            _set_seizure_hazards(self.params[row])
 
     def time_of_day_h(self) -> np.ndarray:
         """Clock hour at the end of the last step, shape (n_slots,)."""

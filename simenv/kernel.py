@@ -65,6 +65,17 @@ def dose_response(charge_uc: float, half_uc: float, hill: float) -> float:
     return x / (1.0 + x)
 
 
+@numba.njit(cache=True)
+def seizure_hazard(ramp_ma_per_s: float, half_rate_ma_per_s: float, exponent: float) -> float:
+    """Rate dependence of the after-discharge risk, x / (1 + x) with x = (ramp / half rate) ** exponent.
+
+    It depends on constants only, so the core computes it once per slot and
+    ramp direction (``P_SEIZURE_HAZARD_UP``/``_DOWN``) with this function.
+    """
+    x = (ramp_ma_per_s / half_rate_ma_per_s) ** exponent
+    return x / (1.0 + x)
+
+
 @numba.njit(cache=True, inline="always")
 def is_awake(hour: float, wake_h: float, sleep_h: float) -> bool:
     """True between the waking and sleeping clock hours (wrapping past midnight)."""
@@ -227,8 +238,7 @@ def step_kernel(
         p_seizure = 0.0
         step_ma = abs(a1 - a0)
         if step_ma > 0.0:
-            x = (ramp / q[L.P_SEIZURE_HALF_RATE]) ** q[L.P_SEIZURE_EXPONENT]
-            h = x / (1.0 + x)
+            h = q[L.P_SEIZURE_HAZARD_UP] if delta >= 0.0 else q[L.P_SEIZURE_HAZARD_DOWN]  # seizure_hazard(ramp)
             ref = q[L.P_SEIZURE_REF_MA]
             p_seizure = min(q[L.P_SEIZURE_PROB] * h * (step_ma / ref) * (max(a0, a1) / ref), 1.0)
         mild = 1.0 if u[L.U_MILD] < p_mild else 0.0
