@@ -65,6 +65,9 @@ class NoiseStreams:
         self.drawn_uniforms = np.zeros((n_slots, c, L.N_UNIFORMS))
         self.position = np.zeros(n_slots, dtype=np.int64)
         self.leader = np.arange(n_slots)  # slot whose stream (buffer row) each slot reads
+        # Row views made once: a refill touches every slot, and building views costs more than drawing a few.
+        self._rows_normal = list(self.drawn_normals)
+        self._rows_uniform = list(self.drawn_uniforms)
         self._gen_normal: list[np.random.Generator | None] = [None] * n_slots
         self._gen_uniform: list[np.random.Generator | None] = [None] * n_slots
         # Steps until the first slot runs out: advance() is O(1) until then.
@@ -117,11 +120,8 @@ class NoiseStreams:
             self.leader[followers] = new_lead
 
     def _draw(self, slot: int) -> None:
-        gn = self._gen_normal[slot]
-        gu = self._gen_uniform[slot]
-        assert gn is not None and gu is not None
-        gn.standard_normal(out=self.drawn_normals[slot])
-        gu.random(out=self.drawn_uniforms[slot])
+        self._gen_normal[slot].standard_normal(out=self._rows_normal[slot])  # type: ignore[union-attr]
+        self._gen_uniform[slot].random(out=self._rows_uniform[slot])  # type: ignore[union-attr]
 
     @property
     def normals(self) -> np.ndarray:
@@ -141,7 +141,7 @@ class NoiseStreams:
             return
         exhausted = np.flatnonzero(self.position >= self.chunk_steps)
         # Followers share their leader's position, so their leader is refilled here too.
-        for slot in exhausted[self.leader[exhausted] == exhausted]:
-            self._draw(int(slot))
+        for slot in exhausted[self.leader[exhausted] == exhausted].tolist():
+            self._draw(slot)
         self.position[exhausted] = 0
         self._steps_left = int(self.chunk_steps - self.position.max())
