@@ -87,6 +87,37 @@ class _SlicedInfo(dict):
         return key in self._info
 
 
+class _LazyStepInfo(dict):
+    """The batch's info of the last decision (``PainStimBatch.step_info()``), each entry made when read.
+
+    Policies read two or three entries; building all of them at every
+    decision was a noticeable share of an evaluation. Packed columns are
+    views of ``last_info`` and band powers a view of the core's, valid until
+    the next step; anything else builds the full dict once.
+    """
+
+    def __init__(self, batch: PainStimBatch) -> None:
+        super().__init__()
+        self._batch = batch
+        self._full: dict | None = None
+
+    def _all(self) -> dict:
+        if self._full is None:
+            self._full = self._batch.step_info()
+        return self._full
+
+    def __getitem__(self, key: str):
+        col = _COL.get(key)
+        if col is not None:
+            return self._batch.last_info[:, col]
+        if key == "features_raw":
+            return self._batch.core.features_db
+        return self._all()[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in _COL or key in self._all()
+
+
 def _check_specs(specs: Sequence[ControllerSpec]) -> None:
     labels = [s.label for s in specs]
     dupes = sorted({x for x in labels if labels.count(x) > 1})
@@ -269,7 +300,7 @@ def _run_phase(
                     trace_buf[len(trace_keys) + 1, c, decisions] = engine.last_score[trace_patient]
                     trace_buf[len(trace_keys) + 2, c, decisions] = engine.b0[trace_patient]
         decisions += 1
-        info = batch.step_info()
+        info = _LazyStepInfo(batch)
         chunk += 1
         if chunk == 256:
             tick(chunk * settings.steps_per_decision * n_ctl)
