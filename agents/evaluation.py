@@ -17,6 +17,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+import numba
 import numpy as np
 
 from agents.clinic import ClinicRecord, fit_detector, record_calibration_period
@@ -116,6 +117,22 @@ class _LazyStepInfo(dict):
 
     def __contains__(self, key: object) -> bool:
         return key in _COL or key in self._all()
+
+
+@numba.njit(cache=True)
+def _accumulate(sums, term_sums, bursts, was_on, terms, packed, relief_lost_col, reward, state) -> None:
+    """Running sums of one decision, slot by slot: pain, high pain, relief lost, reward, terms, on-bursts."""
+    for p in range(sums.shape[0]):
+        sums[p, 0] += terms[p, 0]
+        sums[p, 1] += terms[p, 1]
+        sums[p, 2] += packed[p, relief_lost_col]
+        sums[p, 3] += reward[p]
+        for i in range(terms.shape[1]):
+            term_sums[p, i] += terms[p, i]
+        on = state[p, L.S_AMPLITUDE_MA] > 0
+        if on and not was_on[p]:
+            bursts[p] += 1.0
+        was_on[p] = on
 
 
 def _check_specs(specs: Sequence[ControllerSpec]) -> None:
@@ -282,14 +299,8 @@ def _run_phase(
             record[:, decisions] = amplitudes
         obs, rew, _, truncated = batch.step_arrays(None, amplitudes)
         packed = batch.last_info
-        sums[:, 0] += batch.last_terms[:, 0]
-        sums[:, 1] += batch.last_terms[:, 1]
-        sums[:, 2] += packed[:, _COL["relief_lost_nrs"]]
-        sums[:, 3] += rew
-        term_sums += batch.last_terms
-        on = batch.core.state[:, L.S_AMPLITUDE_MA] > 0
-        bursts += on & ~was_on
-        was_on = on
+        _accumulate(sums, term_sums, bursts, was_on, batch.last_terms, packed, _COL["relief_lost_nrs"], rew,
+                    batch.core.state)
         if decisions < trace_steps:
             for k, key in enumerate(trace_keys):
                 trace_buf[k, :, decisions] = packed[trace_idx, _COL[key]]
