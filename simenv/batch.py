@@ -396,16 +396,18 @@ class PainStimBatch:
         reward = np.empty(n)
         truncated = np.empty(n, dtype=bool)
         packed = np.empty((n, len(STEP_INFO)))
-        hour = self._hour = core.time_of_day_h()
+        hour = self._hour = np.empty(n)
+        obs = np.empty((n, self.obs_dim), dtype=np.float32)
         n_truncated = finish_decision(
             core.state, core.outputs, acc, steps_done, report, self._term_scale, self._w, horizon, _STATE_COLS,
-            _OUT_COLS, self._capacity_j, hour, terms, reward, truncated, packed,
+            _OUT_COLS, self._capacity_j, core.start_hour, self._history, core.amplitude_max_ma,
+            self.settings.include_self_report, hour, terms, reward, truncated, packed, obs,
         )
         if n_truncated:
             core.check_finite(np.flatnonzero(truncated), when="end of episode")
         self.last_info = packed
         self.last_terms = terms
-        return self.observe(hour), reward, np.zeros(n, dtype=bool), truncated
+        return obs, reward, np.zeros(n, dtype=bool), truncated
 
     # ------------------------------------------------------------- observation
     def observe(self, hour: np.ndarray | None = None) -> np.ndarray:
