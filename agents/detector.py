@@ -28,6 +28,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
+import numba
 import numpy as np
 
 from simenv import layout as L
@@ -131,6 +132,7 @@ class DetectorEngine:
         for c in configs:
             c.check_step(dt_s)
         self.index = np.zeros((n, MAX_INPUTS), dtype=np.int64)
+        self._rows = np.arange(n)[:, None]
         self.gain = np.zeros((n, MAX_INPUTS))  # w * m, zero for unused inputs
         self.subtract = np.zeros((n, MAX_INPUTS))
         for i, c in enumerate(configs):
@@ -158,7 +160,7 @@ class DetectorEngine:
 
     def score(self, features: np.ndarray) -> np.ndarray:
         """Detector output y for raw band powers of shape (n, N_FEATURES)."""
-        x = np.take_along_axis(features, self.index, axis=1)
+        x = features[self._rows, self.index]
         return np.sum(self.gain * (x - self.subtract), axis=1)
 
     def update(self, features: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
@@ -166,21 +168,35 @@ class DetectorEngine:
         y = self.score(features)
         self.last_score = y
         active = np.ones(self.n, dtype=bool) if mask is None else np.asarray(mask, dtype=bool)
-        raw = np.where(y > self.b0, 1, 0)
-        raw = np.where(self.dual & (y > self.b1), 2, raw)
+        _update_states(y, active, self.b0, self.b1, self.dual, self.onset, self.termination, self.blank,
+                       self.state, self.count, self.pending, self.blank_left, self.holdoff_left)
+        return self.state.copy()  # the engine's own array changes at the next update
+
+
+@numba.njit(cache=True)
+def _update_states(y, active, b0, b1, dual, onset, termination, blank, state, count, pending, blank_left,
+                   holdoff_left) -> None:
+    """The state machine of one update, slot by slot (integer logic; arrays updated in place)."""
+    for i in range(y.shape[0]):
+        if not active[i]:
+            continue
+        raw = 1 if y[i] > b0[i] else 0
+        if dual[i] and y[i] > b1[i]:
+            raw = 2
         # Holdoff after start-up, then blanking after each change: updates ignored.
-        in_holdoff = active & (self.holdoff_left > 0)
-        self.holdoff_left = np.where(in_holdoff, self.holdoff_left - 1, self.holdoff_left)
-        blanked = active & ~in_holdoff & (self.blank_left > 0)
-        self.blank_left = np.where(blanked, self.blank_left - 1, self.blank_left)
-        live = active & ~in_holdoff & ~blanked
-        wants = live & (raw != self.state)
-        same_request = wants & (raw == self.pending)
-        self.count = np.where(wants, np.where(same_request, self.count + 1, 1), np.where(live, 0, self.count))
-        self.pending = np.where(wants, raw, self.pending)
-        needed = np.where(raw > self.state, self.onset + 1, self.termination + 1)
-        change = wants & (self.count >= needed)
-        self.state = np.where(change, raw, self.state)
-        self.count = np.where(change, 0, self.count)
-        self.blank_left = np.where(change, self.blank, self.blank_left)
-        return self.state
+        if holdoff_left[i] > 0:
+            holdoff_left[i] -= 1
+            continue
+        if blank_left[i] > 0:
+            blank_left[i] -= 1
+            continue
+        if raw == state[i]:
+            count[i] = 0
+            continue
+        count[i] = count[i] + 1 if raw == pending[i] else 1
+        pending[i] = raw
+        needed = onset[i] + 1 if raw > state[i] else termination[i] + 1
+        if count[i] >= needed:
+            state[i] = raw
+            count[i] = 0
+            blank_left[i] = blank[i]

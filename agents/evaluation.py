@@ -17,6 +17,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+import numba
 import numpy as np
 
 from agents.action_check import checked_action
@@ -86,6 +87,53 @@ class _SlicedInfo(dict):
 
     def __contains__(self, key: object) -> bool:
         return key in self._info
+
+
+class _LazyStepInfo(dict):
+    """The batch's info of the last decision (``PainStimBatch.step_info()``), each entry made when read.
+
+    Policies read two or three entries; building all of them at every
+    decision was a noticeable share of an evaluation. Packed columns are
+    views of ``last_info`` and band powers a view of the core's, valid until
+    the next step; anything else builds the full dict once.
+    """
+
+    def __init__(self, batch: PainStimBatch) -> None:
+        super().__init__()
+        self._batch = batch
+        self._full: dict | None = None
+
+    def _all(self) -> dict:
+        if self._full is None:
+            self._full = self._batch.step_info()
+        return self._full
+
+    def __getitem__(self, key: str):
+        col = _COL.get(key)
+        if col is not None:
+            return self._batch.last_info[:, col]
+        if key == "features_raw":
+            return self._batch.core.features_db
+        return self._all()[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in _COL or key in self._all()
+
+
+@numba.njit(cache=True)
+def _accumulate(sums, term_sums, bursts, was_on, terms, packed, relief_lost_col, reward, state) -> None:
+    """Running sums of one decision, slot by slot: pain, high pain, relief lost, reward, terms, on-bursts."""
+    for p in range(sums.shape[0]):
+        sums[p, 0] += terms[p, 0]
+        sums[p, 1] += terms[p, 1]
+        sums[p, 2] += packed[p, relief_lost_col]
+        sums[p, 3] += reward[p]
+        for i in range(terms.shape[1]):
+            term_sums[p, i] += terms[p, i]
+        on = state[p, L.S_AMPLITUDE_MA] > 0
+        if on and not was_on[p]:
+            bursts[p] += 1.0
+        was_on[p] = on
 
 
 def _check_specs(specs: Sequence[ControllerSpec]) -> None:
@@ -252,14 +300,8 @@ def _run_phase(
             record[:, decisions] = amplitudes
         obs, rew, _, truncated = batch.step_arrays(None, amplitudes)
         packed = batch.last_info
-        sums[:, 0] += batch.last_terms[:, 0]
-        sums[:, 1] += batch.last_terms[:, 1]
-        sums[:, 2] += packed[:, _COL["relief_lost_nrs"]]
-        sums[:, 3] += rew
-        term_sums += batch.last_terms
-        on = batch.core.state[:, L.S_AMPLITUDE_MA] > 0
-        bursts += on & ~was_on
-        was_on = on
+        _accumulate(sums, term_sums, bursts, was_on, batch.last_terms, packed, _COL["relief_lost_nrs"], rew,
+                    batch.core.state)
         if decisions < trace_steps:
             for k, key in enumerate(trace_keys):
                 trace_buf[k, :, decisions] = packed[trace_idx, _COL[key]]
@@ -270,7 +312,7 @@ def _run_phase(
                     trace_buf[len(trace_keys) + 1, c, decisions] = engine.last_score[trace_patient]
                     trace_buf[len(trace_keys) + 2, c, decisions] = engine.b0[trace_patient]
         decisions += 1
-        info = batch.step_info()
+        info = _LazyStepInfo(batch)
         chunk += 1
         if chunk == 256:
             tick(chunk * settings.steps_per_decision * n_ctl)

@@ -11,6 +11,7 @@ Every comparison, plot and export then treats it like any baseline.
 from __future__ import annotations
 
 import json
+import os
 import pickle
 from pathlib import Path
 from typing import Any
@@ -122,6 +123,21 @@ def read_train_config(run: Path) -> dict:
     return data
 
 
+#: Torch threads for policy inference; one is fastest here and avoids oversubscription (STACK.md).
+TORCH_THREADS_ENV = "PAINLOOP_TORCH_THREADS"
+
+
+def set_torch_threads() -> int:
+    """Set torch's intra-op threads from ``PAINLOOP_TORCH_THREADS`` (default 1); returns the number."""
+    import torch
+
+    value = os.environ.get(TORCH_THREADS_ENV, "1")
+    if not value.isdigit() or int(value) < 1:
+        raise PainloopError("PL-CONFIG-VALUE", f"{TORCH_THREADS_ENV}={value!r}; allowed: a whole number >= 1.")
+    torch.set_num_threads(int(value))
+    return int(value)
+
+
 def load_run_policy(
     run_dir: str | Path, which: str = "best", label: str | None = None, allow_physics_mismatch: bool = False
 ) -> RLPolicy:
@@ -149,6 +165,7 @@ def load_run_policy(
             "PL-RUN-FOLDER", f"run '{run}': algo_class '{algo}' is unknown; allowed: {sorted(ALGORITHMS)}."
         )
     module, cls = ALGORITHMS[algo]
+    set_torch_threads()
     klass = getattr(__import__(module, fromlist=[cls]), cls)
     try:
         model = klass.load(str(model_path), device="cpu")

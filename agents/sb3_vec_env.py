@@ -48,7 +48,6 @@ class PainStimSB3VecEnv(VecEnv):
         super().__init__(len(patients), self.batch.observation_space, self.batch.action_space)
         self._actions: np.ndarray | None = None
         self._seed: int | None = None
-        self._empty_infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
 
     def reset(self) -> VecEnvObs:
         obs, _ = self.batch.reset(seed=self._seed)
@@ -60,17 +59,19 @@ class PainStimSB3VecEnv(VecEnv):
 
     def step_wait(self) -> VecEnvStepReturn:
         assert self._actions is not None, "step_async must come before step_wait"
-        obs, reward, terminated, truncated, info = self.batch.step(self._actions)
+        # The batched info dict is not built: SB3 only needs the finished slots' entries.
+        obs, reward, terminated, truncated = self.batch.step_arrays(self._actions)
         self._actions = None
         done = terminated | truncated
-        if not done.any():
-            return obs, reward.astype(np.float32), done, [{} for _ in range(self.num_envs)]
         infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
+        if not done.any():
+            return obs, reward.astype(np.float32), done, infos
         idx = np.flatnonzero(done)
+        uids = self.batch.slot_uids
         for i in idx:
             infos[i]["terminal_observation"] = obs[i].copy()
             infos[i]["TimeLimit.truncated"] = bool(truncated[i] and not terminated[i])
-            infos[i]["episode_patient_uid"] = int(info["patient_uid"][i])
+            infos[i]["episode_patient_uid"] = int(uids[i])
         self.batch._reset_slots(idx, advance=True)
         obs = self.batch.observe()
         return obs, reward.astype(np.float32), done, infos

@@ -31,9 +31,21 @@ with the default experiment, each training in its own
 at most ``--max-train-minutes``), tunes the threshold's target duty on the
 validation cohort, then evaluates every run beside continuous, cycling, the
 calibrated and the tuned threshold on the test cohort (100 patients x 7
-days, paired) and checks the RL-training issue's goal per run. The
-training and peers sections are not implemented yet: asking for one exits
-with code 2.
+days, paired) and checks the RL-training issue's goal per run.
+
+The training section (``experiments.training_benchmark``) measures PPO's
+rollout collection alone on the SB3 adapter at n_envs 8, 64, 256 beside
+CartPole-v1 in a ``DummyVecEnv``, end-to-end PPO with the shipped default
+config beside CartPole at identical settings, and PPO's default settings on
+CartPole with 8 envs, all in one run on one torch thread (``--torch-threads``).
+
+The peers section (``experiments.peers_benchmark``) installs simglucose in a
+throwaway virtual environment and times its step beside painloop's single
+env; it is skipped with the reason when simglucose cannot be installed.
+
+``--section all`` (the default) runs simulator, evaluation, training and
+peers into one JSON file (``sections`` holds each section's report); the
+learning section trains for hours and runs only when asked for by name.
 
 Heavy imports (NumPy, gymnasium, simenv) happen only after the options are
 read, so ``OPENBLAS_NUM_THREADS`` (default 1, ``--blas-threads``) is set
@@ -58,13 +70,16 @@ from pathlib import Path
 
 from agents.atomic_io import write_text_atomic
 
-SECTIONS = ("simulator", "evaluation", "training", "learning", "peers")
-IMPLEMENTED = ("simulator", "evaluation", "learning")
+SECTIONS = ("all", "simulator", "evaluation", "training", "learning", "peers")
+#: The sections ``--section all`` runs, in order (learning trains for hours: by name only).
+ALL_SECTIONS = ("simulator", "evaluation", "training", "peers")
 SCHEMA = "painloop.benchmark/v1"
 ENV_ID = "painloop/PainStim-v0"
 
 DEFAULT_SIZES = (1, 64, 1024, 4096)
 QUICK_SIZES = (1, 16, 64)
+DEFAULT_TRAINING_SIZES = (8, 64, 256)
+QUICK_TRAINING_SIZES = (2, 4)
 
 #: Floors of the simulator-core issue (issue 2): (key, label, figure, threshold).
 FLOORS = (
@@ -75,6 +90,12 @@ FLOORS = (
 TARGETS = (
     ("single_env_steps_per_s", "single env >= 50,000 steps/s (gymnasium.make)", ("single_env",), 50_000.0),
     ("batched_1024_patient_steps_per_s", "batched core >= 3,000,000 patient-steps/s at N = 1024", ("batched", "1024"), 3_000_000.0),
+)
+
+#: The physical limit of the batched core: NumPy drawing the same per-patient numbers alone.
+NOISE_TARGETS = (
+    ("batched_4096_vs_numpy_noise", "batched core at N = 4096 >= 60% of NumPy drawing its per-patient noise alone",
+     ("batched", "4096", "ratio_to_numpy_noise"), 0.6),
 )
 
 #: Run in a fresh process: import time and the first BatchedCore.step (numba compile or cache load).
@@ -189,6 +210,33 @@ def timed_loop(step: Callable[[int], None], n: int) -> float:
     return time.perf_counter() - t0
 
 
+def numpy_noise_drawer(n_patients: int) -> Callable[[], float]:
+    """A function returning patient-steps/s of NumPy alone drawing ``n_patients``' per-patient noise.
+
+    Each patient has its own pair of PCG64 streams (normals, uniforms) and
+    draws one chunk of steps into a preallocated buffer, exactly the numbers
+    the batched core consumes; no simulation.
+    """
+    import numpy as np
+
+    from simenv import layout as L
+    from simenv.noise import chunk_steps_for, episode_streams
+
+    steps = chunk_steps_for(n_patients)
+    streams = [episode_streams(0, uid, 0) for uid in range(n_patients)]
+    normals = np.empty((n_patients, steps, L.N_NORMALS))
+    uniforms = np.empty((n_patients, steps, L.N_UNIFORMS))
+
+    def draw() -> float:
+        t0 = time.perf_counter()
+        for p, (gn, gu) in enumerate(streams):
+            gn.standard_normal(out=normals[p])
+            gu.random(out=uniforms[p])
+        return n_patients * steps / (time.perf_counter() - t0)
+
+    return draw
+
+
 # ---------------------------------------------------------------- simulator section
 def run_simulator(args: argparse.Namespace, root: Path) -> dict:
     t_import = time.perf_counter()
@@ -197,6 +245,7 @@ def run_simulator(args: argparse.Namespace, root: Path) -> dict:
 
     import simenv
     from simenv import BatchedCore, load_preset
+    from simenv import layout as L
     from simenv.calibration import DEFAULT_CALIBRATION_DAYS, normalisation_for
 
     import_s = time.perf_counter() - t_import
@@ -286,6 +335,10 @@ def run_simulator(args: argparse.Namespace, root: Path) -> dict:
             "calibration_s": calibration_s,
         }
 
+    # --- NumPy alone drawing the same per-patient numbers (the physical limit) -----
+    noise_n = max(args.sizes)
+    noise_draw = numpy_noise_drawer(noise_n)
+
     # --- warm-up, then interleaved repeats --------------------------------------
     warm_steps = min(200, args.env_steps)
     timed_loop(cart_step, warm_steps)
@@ -294,12 +347,15 @@ def run_simulator(args: argparse.Namespace, root: Path) -> dict:
         timed_loop(c["step"], min(20, c["steps"]))
     cart_rates, env_rates = [], []
     core_rates: dict[int, list[float]] = {n: [] for n in cores}
+    noise_rates: list[float] = []
+    noise_draw()
     for r in range(args.repeats):
         log(args, f"repeat {r + 1}/{args.repeats}")
         cart_rates.append(args.cartpole_steps / timed_loop(cart_step, args.cartpole_steps))
         env_rates.append(args.env_steps / timed_loop(env_step, args.env_steps))
         for n, c in cores.items():
             core_rates[n].append(n * c["steps"] / timed_loop(c["step"], c["steps"]))
+        noise_rates.append(noise_draw())
     env.close()
     cart.close()
 
@@ -337,6 +393,15 @@ def run_simulator(args: argparse.Namespace, root: Path) -> dict:
             "calibration_s": c["calibration_s"],
             "calibration_days": DEFAULT_CALIBRATION_DAYS if args.calibration else None,
         }
+    results["numpy_noise"] = {
+        "what": f"NumPy alone drawing the per-patient noise of N = {noise_n} patients (their own PCG64 streams, "
+        f"{L.N_NORMALS} normals + {L.N_UNIFORMS} uniforms per patient-step, chunks as the core uses)",
+        "n_patients": noise_n,
+        **summarize(noise_rates, "patient-steps/s"),
+    }
+    big = results["batched"].get(str(noise_n))
+    if big is not None:
+        big["ratio_to_numpy_noise"] = paired_ratio(core_rates[noise_n], noise_rates)
     results["numba"] = numba_info
     results["simenv_physics_version"] = getattr(simenv, "PHYSICS_VERSION", None)
     return results
@@ -406,6 +471,8 @@ def lookup(results: dict, path: Sequence[str]) -> float | None:
         if not isinstance(node, dict) or key not in node:
             return None
         node = node[key]
+    if isinstance(node, (int, float)) and not isinstance(node, bool):
+        return float(node)
     return node.get("median") if isinstance(node, dict) else None
 
 
@@ -450,9 +517,28 @@ def render_evaluation(report: dict) -> str:
     return "\n".join(lines)
 
 
+def render_targets(report: dict, title: str) -> str:
+    lines = [f"{title}:"]
+    for f in report["targets"]:
+        state = "not measured" if f["met"] is None else ("met" if f["met"] else "NOT met")
+        value = "-" if f["measured_median"] is None else f"{f['measured_median']:,.2f}"
+        lines.append(f"  {f['label']}: measured {value} -> {state}")
+    return "\n".join(lines)
+
+
 def render(report: dict) -> str:
+    if report["section"] == "all":
+        return "\n\n".join(f"=== {name} ===\n{render(sub)}" for name, sub in report["sections"].items())
     if report["section"] == "evaluation":
         return render_evaluation(report)
+    if report["section"] == "training":
+        from experiments.training_benchmark import render_training
+
+        return render_training(report["results"]) + "\n" + render_targets(report, "targets (issue 7)")
+    if report["section"] == "peers":
+        from experiments.peers_benchmark import render_peers
+
+        return render_peers(report["results"], report["results"].get("painloop_single_env"))
     if report["section"] == "learning":
         from experiments.learning_benchmark import render_learning
 
@@ -462,6 +548,8 @@ def render(report: dict) -> str:
     rows.append((f"{ENV_ID} single env (gymnasium.make)", res["single_env"]))
     for n, fig in res["batched"].items():
         rows.append((f"BatchedCore.step N = {n}", fig))
+    if "numpy_noise" in res:
+        rows.append((f"NumPy noise alone N = {res['numpy_noise']['n_patients']}", res["numpy_noise"]))
     header = ("figure", "unit", "median", "min", "max", "x CartPole")
     table = [header]
     for name, fig in rows:
@@ -495,7 +583,9 @@ def render(report: dict) -> str:
         lines.append(f"{title}:")
         for f in report[group]:
             state = "not measured" if f["met"] is None else ("met" if f["met"] else "NOT met")
-            lines.append(f"  {f['label']}: measured {fmt_rate(f['measured_median'])} -> {state}")
+            small = f["threshold"] is not None and f["threshold"] < 10 and f["measured_median"] is not None
+            value = f"{f['measured_median']:.2f}" if small else fmt_rate(f["measured_median"])
+            lines.append(f"  {f['label']}: measured {value} -> {state}")
     return "\n".join(lines)
 
 
@@ -512,8 +602,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--section",
-        default="simulator",
-        help=f"one of {', '.join(SECTIONS)} (implemented so far: {', '.join(IMPLEMENTED)}; default simulator)",
+        default="all",
+        help=f"one of {', '.join(SECTIONS)} (default all: {', '.join(ALL_SECTIONS)}; learning only by name)",
     )
     p.add_argument("--repeats", type=int, default=5, help="repeats per figure (default 5; medians need >= 5)")
     p.add_argument("--out", type=Path, default=None, help="JSON file (default benchmark_results/benchmark-<timestamp>.json)")
@@ -523,6 +613,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-calibration", dest="calibration", action="store_false", help="skip timing the calibration")
     p.add_argument("--check-floors", action="store_true", help="exit 1 if a floor of issue 2 is not met")
     p.add_argument("--silent", action="store_true", help="no progress messages on stderr")
+    p.add_argument("--torch-threads", type=int, default=1, help="torch threads for training/learning (default 1)")
+    p.add_argument("--training-sizes", type=int, nargs="+", default=None,
+                   help="n_envs of the training section's rollout figures (default 8 64 256)")
+    p.add_argument("--peers-venv", type=Path, default=None,
+                   help="keep simglucose's venv here and reuse it (default: a temporary one, removed afterwards)")
     g = p.add_argument_group("learning section")
     g.add_argument("--agents", nargs="+", default=None, help="agents to train (default: ppo a2c)")
     g.add_argument("--seeds", type=int, default=3, help="training seeds 0..n-1 per agent (default 3)")
@@ -590,24 +685,99 @@ def learning_options(args: argparse.Namespace, started: _dt.datetime):
     )
 
 
+def run_painloop_single_env(args: argparse.Namespace) -> dict:
+    """Steps/s of the single env through ``gymnasium.make`` alone (the peers section's neighbour figure)."""
+    import gymnasium as gym
+    import numpy as np
+
+    import simenv  # noqa: F401  (registers the env)
+
+    env = gym.make(ENV_ID)
+    env.reset(seed=0)
+    actions = [int(a) for a in np.random.default_rng(0).integers(0, 2, 4096)]
+
+    def step(i: int) -> None:
+        _, _, terminated, truncated, _ = env.step(actions[i % 4096])
+        if terminated or truncated:
+            env.reset()
+
+    timed_loop(step, 200)
+    rates = [args.env_steps / timed_loop(step, args.env_steps) for _ in range(args.repeats)]
+    return {"what": f"gymnasium.make('{ENV_ID}') defaults, random actions", **summarize(rates, "steps/s")}
+
+
+def section_settings(args: argparse.Namespace, numpy_preloaded: bool) -> dict:
+    return {
+        "repeats": args.repeats,
+        "quick": args.quick,
+        "sizes": args.sizes,
+        "training_sizes": args.training_sizes,
+        "cartpole_steps_per_repeat": args.cartpole_steps,
+        "single_env_steps_per_repeat": args.env_steps,
+        "batched_patient_steps_per_repeat": args.patient_steps,
+        "openblas_num_threads": os.environ["OPENBLAS_NUM_THREADS"],
+        "torch_threads": args.torch_threads,
+        "numpy_imported_before_setting_blas_threads": numpy_preloaded,
+        "calibration_timed": args.calibration,
+    }
+
+
+def run_section(section: str, args: argparse.Namespace, root: Path, learning, numpy_preloaded: bool) -> dict:
+    """One section's part of the report: settings, results, floors, targets."""
+    settings = section_settings(args, numpy_preloaded)
+    floors: list[dict] = []
+    if section == "learning":
+        from experiments.learning_benchmark import run_learning
+
+        results = run_learning(learning, lambda message: log(args, message))
+        targets = learning_goal(results)
+        settings = {"quick": args.quick, "openblas_num_threads": os.environ["OPENBLAS_NUM_THREADS"], **results["options"]}
+    elif section == "evaluation":
+        results = run_evaluation(args)
+        floors = check(results, EVALUATION_FLOORS, "issue 3", lower_is_better=True)
+        targets = check(results, EVALUATION_TARGETS, "issue 7", lower_is_better=True)
+    elif section == "training":
+        from experiments.training_benchmark import TrainingOptions, check_training, run_training
+
+        opts = TrainingOptions(sizes=args.training_sizes, repeats=args.repeats, torch_threads=args.torch_threads,
+                               quick=args.quick)
+        if args.quick:
+            opts.rollout_steps, opts.end_to_end_rollouts = 64, 1
+        results = run_training(opts, lambda message: log(args, message))
+        targets = check_training(results)
+    elif section == "peers":
+        from experiments.peers_benchmark import run_peers
+
+        results = run_peers(lambda message: log(args, message), steps=50 if args.quick else 500,
+                            repeats=args.repeats, venv_dir=args.peers_venv)
+        results["painloop_single_env"] = run_painloop_single_env(args)
+        sg = results["simglucose"]
+        if "median" in sg:
+            results["painloop_single_env"]["ratio_to_simglucose"] = results["painloop_single_env"]["median"] / sg["median"]
+        targets = []
+    else:
+        results = run_simulator(args, root)
+        floors, targets = check(results, FLOORS, "issue 2"), check(results, TARGETS, "issue 7")
+        targets += check(results, NOISE_TARGETS, "issue 7")
+    return {"section": section, "settings": settings, "results": results, "floors": floors, "targets": targets}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.section not in SECTIONS:
         print(f"error: --section {args.section!r} is unknown; allowed: {', '.join(SECTIONS)}.", file=sys.stderr)
         return 2
-    if args.section not in IMPLEMENTED:
-        print(
-            f"error: benchmark section '{args.section}' is not implemented yet (planned by the speed issue); "
-            f"implemented: {', '.join(IMPLEMENTED)}. Nothing was measured.",
-            file=sys.stderr,
-        )
-        return 2
     if args.repeats < 1:
         print(f"error: --repeats {args.repeats}; allowed: a whole number >= 1.", file=sys.stderr)
         return 2
-    if args.sizes is not None and any(n < 1 for n in args.sizes):
-        print(f"error: --sizes {args.sizes}; allowed: whole numbers >= 1.", file=sys.stderr)
+    for name in ("sizes", "training_sizes"):
+        value = getattr(args, name)
+        if value is not None and any(n < 1 for n in value):
+            print(f"error: --{name.replace('_', '-')} {value}; allowed: whole numbers >= 1.", file=sys.stderr)
+            return 2
+    if args.torch_threads < 1:
+        print(f"error: --torch-threads {args.torch_threads}; allowed: a whole number >= 1.", file=sys.stderr)
         return 2
 
     started = _dt.datetime.now(_dt.timezone.utc)
@@ -625,13 +795,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if args.quick:
         args.sizes = args.sizes or list(QUICK_SIZES)
+        args.training_sizes = args.training_sizes or list(QUICK_TRAINING_SIZES)
         args.cartpole_steps, args.env_steps = 500, 300
         args.patient_steps, args.min_steps, args.max_steps = 2_000, 20, 200
     else:
         args.sizes = args.sizes or list(DEFAULT_SIZES)
+        args.training_sizes = args.training_sizes or list(DEFAULT_TRAINING_SIZES)
         args.cartpole_steps, args.env_steps = 20_000, 20_000
         args.patient_steps, args.min_steps, args.max_steps = 2_000_000, 200, 20_000
     args.sizes = sorted(dict.fromkeys(args.sizes))
+    args.training_sizes = sorted(dict.fromkeys(args.training_sizes))
 
     root = Path(__file__).resolve().parents[1]
     out = args.out or Path("benchmark_results") / f"benchmark-{started.strftime('%Y%m%d-%H%M%S')}.json"
@@ -639,44 +812,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     machine = machine_info()
     machine["load_average_at_start"] = load_average()
     git = git_revision(root)
-    if learning is not None:
-        from experiments.learning_benchmark import run_learning
-
-        results = run_learning(learning, lambda message: log(args, message))
-        floors, targets = [], learning_goal(results)
-    elif args.section == "evaluation":
-        results = run_evaluation(args)
-        floors = check(results, EVALUATION_FLOORS, "issue 3", lower_is_better=True)
-        targets = check(results, EVALUATION_TARGETS, "issue 7", lower_is_better=True)
-    else:
-        results = run_simulator(args, root)
-        floors, targets = check(results, FLOORS, "issue 2"), check(results, TARGETS, "issue 7")
+    sections = ALL_SECTIONS if args.section == "all" else (args.section,)
+    parts = {}
+    for name in sections:
+        log(args, f"section {name}")
+        t0 = time.perf_counter()
+        parts[name] = run_section(name, args, root, learning, numpy_preloaded)
+        parts[name]["wall_s"] = time.perf_counter() - t0
     machine["load_average_at_end"] = load_average()
+    torch_used = any(name in ("training", "learning") for name in sections)
     report = {
         "schema": SCHEMA,
         "section": args.section,
         "created_utc": started.isoformat(timespec="seconds"),
         "command": [sys.executable, "-m", "experiments.benchmark", *(sys.argv[1:] if argv is None else argv)],
-        "settings": {"quick": args.quick, "openblas_num_threads": os.environ["OPENBLAS_NUM_THREADS"],
-                     **results["options"]} if learning is not None else {
-            "repeats": args.repeats,
-            "quick": args.quick,
-            "sizes": args.sizes,
-            "cartpole_steps_per_repeat": args.cartpole_steps,
-            "single_env_steps_per_repeat": args.env_steps,
-            "batched_patient_steps_per_repeat": args.patient_steps,
-            "openblas_num_threads": os.environ["OPENBLAS_NUM_THREADS"],
-            "numpy_imported_before_setting_blas_threads": numpy_preloaded,
-            "calibration_timed": args.calibration,
-        },
         "machine": machine,
-        "versions": package_versions(learning is not None),
+        "versions": package_versions(torch_used),
         "git": git,
-        "results": results,
-        "floors": floors,
-        "targets": targets,
-        "wall_s": time.perf_counter() - wall0,
     }
+    if args.section == "all":
+        report["sections"] = {name: {**part, "machine": machine} for name, part in parts.items()}
+        report["floors"] = [f for part in parts.values() for f in part["floors"]]
+        report["targets"] = [t for part in parts.values() for t in part["targets"]]
+    else:
+        report.update(parts[args.section])
+    report["wall_s"] = time.perf_counter() - wall0
     out.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out, json.dumps(report, indent=2) + "\n")
     print(render(report))

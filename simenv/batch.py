@@ -22,8 +22,15 @@ from simenv import layout as L
 from simenv.calibration import DEFAULT_CALIBRATION_DAYS, normalisation_for
 from simenv.cohort import Patient
 from simenv.core import INITIAL_STATES, BatchedCore
+from simenv.decision import (
+    after_sim_step,
+    discrete_amplitudes,
+    finish_decision,
+    observe_into,
+    pack_state_info,
+)
 from simenv.errors import PainloopError
-from simenv.params import SECONDS_PER_DAY, SECONDS_PER_HOUR, SECONDS_PER_YEAR
+from simenv.params import SECONDS_PER_DAY
 from simenv.reward import ENERGY_UNIT_W, TERMS, RewardWeights
 
 ACTION_MODES = ("on_off", "levels", "continuous")
@@ -178,6 +185,9 @@ class PainStimBatch:
         dt = self.settings.dt_s
         self._term_scale = np.array([1.0, 1.0, 1.0 / (dt * ENERGY_UNIT_W), SECONDS_PER_DAY / dt, 1.0])
         self._hour: np.ndarray | None = None
+        self._horizon_steps = self.settings.horizon_steps  # settings are frozen: computed once
+        self._steps_per_decision = self.settings.steps_per_decision
+        self._running: int | None = None
         s = self.settings
         self.n = len(patients)
         self.core = BatchedCore(self.n, dt_s=s.dt_s, start_hour=s.start_hour, debug_checks=s.debug_checks)
@@ -257,23 +267,30 @@ class PainStimBatch:
         a = a.reshape(-1)
         levels = n_levels or self.settings.n_levels
         n_actions = 2 if mode == "on_off" else levels
-        if a.dtype.kind in "iu":
-            ok = a.shape == (n,) and bool(((a >= 0) & (a < n_actions)).all())
-        else:  # floats must still be whole numbers (NaN fails every comparison)
-            ok = a.shape == (n,) and bool(((a >= 0) & (a < n_actions) & (a == np.round(a))).all())
-        if not ok:
+        if mode == "on_off":
+            table = self._on_off_ma[slots]
+        elif levels == self.settings.n_levels:
+            table = self._level_ma[slots]
+        else:
+            table = self._levels_table(levels)[slots]
+        amps = np.empty(n)
+        if a.dtype.kind == "b":
+            a = a.astype(np.int64)
+        # Integers or whole-number floats in 0..n_actions-1 (NaN fails); one compiled pass maps and checks.
+        if a.shape != (n,) or a.dtype.kind not in "iuf" or discrete_amplitudes(a, table, amps) >= 0:
             raise PainloopError(
                 "PL-ACTION-INVALID",
                 f"{mode} actions {np.asarray(actions).ravel()[:8]!r} (shape {np.shape(actions)}); "
                 f"allowed: {n} whole numbers in 0..{n_actions - 1}.",
             )
-        idx = a.astype(np.int64)
-        if mode == "on_off":
-            return np.where(idx == 1, self._on_ma[slots], 0.0)
-        if levels == self.settings.n_levels:
-            return self._level_ma[slots][np.arange(n), idx]
-        step = self._amp_step[slots]
-        return np.minimum(np.round(amax * idx / (levels - 1) / step) * step, amax)
+        return amps
+
+    def _levels_table(self, levels: int) -> np.ndarray:
+        """Amplitude (mA) of each of ``levels`` evenly spaced levels per slot, on each patient's step grid."""
+        amax = self.core.amplitude_max_ma
+        step = self._amp_step
+        idx = np.arange(levels)[None, :]
+        return np.minimum(np.round(amax[:, None] * idx / (levels - 1) / step[:, None]) * step[:, None], amax[:, None])
 
     def _refresh_slot_constants(self) -> None:
         pats = self.slot_patients
@@ -283,6 +300,7 @@ class PainStimBatch:
         amax = np.array([p.params.stimulation.amplitude_max_ma for p in pats])
         levels = amax[:, None] * np.linspace(0.0, 1.0, k)[None, :]
         self._level_ma = np.minimum(np.round(levels / self._amp_step[:, None]) * self._amp_step[:, None], amax[:, None])
+        self._on_off_ma = np.stack([np.zeros(len(pats)), self._on_ma], axis=1)
         self._capacity_j = np.array([p.params.battery.capacity_j for p in pats])
         self._uids = np.array([p.uid for p in pats], dtype=np.int64)
         self._indices = np.array([p.index for p in pats], dtype=np.int64)
@@ -335,6 +353,7 @@ class PainStimBatch:
         # starts at the calibration mean (normalised 0).
         self._history[idx] = 0.0
         self._hour = None  # the clock of the reset slots changed
+        self._running = None  # slots inside their episode: recounted at the next step
 
     # ------------------------------------------------------------- stepping
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict]:
@@ -356,109 +375,73 @@ class PainStimBatch:
         """
         target = self.amplitudes_for(actions) if amplitudes_ma is None else amplitudes_ma
         core = self.core
-        horizon = self.settings.horizon_steps
-        k = self.settings.steps_per_decision
-        if k == 1 and core.state[:, L.S_STEPS].max() < horizon:
-            # Fast path (one simulator step, every slot inside its episode).
+        horizon = self._horizon_steps
+        n = self.n
+        acc = np.zeros((n, len(_ACC_COLS)))
+        steps_done = np.zeros(n)
+        report = np.full(n, np.nan)
+        running = self._running
+        if running is None:
+            running = int(np.count_nonzero(core.state[:, L.S_STEPS] < horizon))
+        for _ in range(self._steps_per_decision):
+            if running == 0:
+                break
             out = core.step(target)
-            acc = out[:, _ACC_COLS]
-            report = out[:, L.O_REPORT_NRS].copy()
-            self._push_history()
-            terms = acc[:, :5] * self._term_scale
-        else:
-            acc = np.zeros((self.n, len(_ACC_COLS)))
-            steps_done = np.zeros(self.n)
-            report = np.full(self.n, np.nan)
-            for _ in range(k):
-                active = core.state[:, L.S_STEPS] < horizon
-                if not active.any():
-                    break
-                out = core.step(target)
-                acc += out[:, _ACC_COLS] * active[:, None]
-                steps_done += active
-                r = out[:, L.O_REPORT_NRS]
-                report = np.where(~np.isnan(r) & active, r, report)
-                self._push_history()
-            terms = acc[:, :5] * self._term_scale
-            terms[:, :4] /= np.maximum(steps_done, 1.0)[:, None]  # means; switching stays a count
-        # A row-wise sum, not BLAS (whose order depends on the batch size), so a
-        # slot's reward is bit-identical whatever the batch size.
-        reward = -(terms * self._w).sum(axis=1)
-        truncated = core.state[:, L.S_STEPS] >= horizon
-        if truncated.any():
+            running = after_sim_step(
+                core.state, out, core.features_db, self.norm_mean, self.norm_scale, self._history, horizon,
+                _ACC_COLS, acc, steps_done, report,
+            )
+        self._running = running
+        terms = np.empty((n, len(TERMS)))
+        reward = np.empty(n)
+        truncated = np.empty(n, dtype=bool)
+        packed = np.empty((n, len(STEP_INFO)))
+        hour = self._hour = np.empty(n)
+        obs = np.empty((n, self.obs_dim), dtype=np.float32)
+        n_truncated = finish_decision(
+            core.state, core.outputs, acc, steps_done, report, self._term_scale, self._w, horizon, _STATE_COLS,
+            _OUT_COLS, self._capacity_j, core.start_hour, self._history, core.amplitude_max_ma,
+            self.settings.include_self_report, hour, terms, reward, truncated, packed, obs,
+        )
+        if n_truncated:
             core.check_finite(np.flatnonzero(truncated), when="end of episode")
-        terminated = np.zeros(self.n, dtype=bool)
-        self._hour = core.time_of_day_h()
-        self._pack_step_info(terms, acc, report)
-        return self.observe(self._hour), reward, terminated, truncated
-
-    def _push_history(self) -> None:
-        h = self._history
-        if h.shape[1] > 1:
-            h[:, 1:] = h[:, :-1].copy()
-        np.multiply(self.core.features_db - self.norm_mean, self.norm_scale, out=h[:, 0])
+        self.last_info = packed
+        self.last_terms = terms
+        return obs, reward, np.zeros(n, dtype=bool), truncated
 
     # ------------------------------------------------------------- observation
     def observe(self, hour: np.ndarray | None = None) -> np.ndarray:
         """Observation batch, float32, shape (n_slots, obs_dim); never the latent pain."""
-        st = self.core.state
-        n_hist = L.N_FEATURES * (self.settings.feature_history + 1)
-        obs = np.empty((self.n, self.obs_dim), dtype=np.float32)
-        obs[:, :n_hist] = self._history.reshape(self.n, -1)
         if hour is None:
             hour = self.core.time_of_day_h()
-        angle = (2.0 * np.pi / 24.0) * hour
-        obs[:, n_hist] = st[:, L.S_AMPLITUDE_MA] / self.core.amplitude_max_ma
-        obs[:, n_hist + 1] = np.log1p(st[:, L.S_SINCE_SWITCH_S] / SECONDS_PER_HOUR)
-        obs[:, n_hist + 2 : n_hist + 5] = st[:, L.S_DUTY_30MIN : L.S_DUTY_7D + 1]
-        obs[:, n_hist + 5] = np.sin(angle)
-        obs[:, n_hist + 6] = np.cos(angle)
-        if self.settings.include_self_report:
-            last = st[:, L.S_LAST_REPORT_NRS]
-            has = ~np.isnan(last)
-            obs[:, n_hist + 7] = np.where(has, last, 0.0) / 10.0
-            obs[:, n_hist + 8] = np.where(has, np.minimum(st[:, L.S_REPORT_AGE_S] / SECONDS_PER_DAY, 1.0), 1.0)
+        obs = np.empty((self.n, self.obs_dim), dtype=np.float32)
+        observe_into(self.core.state, self._history, self.core.amplitude_max_ma, hour,
+                     self.settings.include_self_report, obs)
         return obs
 
     # ------------------------------------------------------------- info
-    def _packed_state_info(self, n_extra: int) -> np.ndarray:
-        """State-derived info as one (n_slots, len(STATE_INFO) + n_extra) array (one copy)."""
-        st = self.core.state
-        packed = np.empty((self.n, len(STATE_INFO) + n_extra))
-        packed[:, : len(_STATE_COLS)] = st[:, _STATE_COLS]
-        i = len(_STATE_COLS)
-        packed[:, i] = self._capacity_j - st[:, L.S_ENERGY_DRAWN_J]
-        # Projected life of a full battery at the mean draw so far (NaN before any time has passed).
-        drawn = st[:, L.S_ENERGY_DRAWN_J]
-        life = packed[:, i + 1]
-        life[:] = np.where(st[:, L.S_TIME_S] > 0, np.inf, np.nan)
-        np.divide(
-            self._capacity_j * st[:, L.S_TIME_S] / SECONDS_PER_YEAR, drawn, out=life, where=drawn > 0
-        )
-        packed[:, i + 2] = self._hour if self._hour is not None else self.core.time_of_day_h()
+    def _packed_state_info(self) -> np.ndarray:
+        """State-derived info as one (n_slots, len(STATE_INFO)) array."""
+        packed = np.empty((self.n, len(STATE_INFO)))
+        hour = self._hour if self._hour is not None else self.core.time_of_day_h()
+        pack_state_info(self.core.state, _STATE_COLS, self._capacity_j, hour, packed)
         return packed
+
+    @property
+    def slot_uids(self) -> np.ndarray:
+        """Patient uid of each slot's current episode (do not modify)."""
+        return self._uids
 
     def _ids(self) -> dict:
         return {"patient_uid": self._uids.copy(), "patient_index": self._indices.copy(), "episode": self.slot_episode.copy()}
 
     def info_after_reset(self) -> dict:
         """Info at reset: identity and state-derived values; ``features_raw`` is the calibration mean."""
-        packed = self._packed_state_info(0)
+        packed = self._packed_state_info()
         info = {name: packed[:, i] for i, name in enumerate(STATE_INFO)}
         info.update(self._ids())
         info["features_raw"] = self.norm_mean.copy()  # no band power measured yet
         return info
-
-    def _pack_step_info(self, terms: np.ndarray, acc: np.ndarray, report: np.ndarray) -> None:
-        """Store the decision's info as packed arrays: ``last_info`` (STEP_INFO columns), ``last_terms``."""
-        packed = self._packed_state_info(len(_OUT_COLS) + 5)
-        j = len(STATE_INFO)
-        packed[:, j : j + len(_OUT_COLS)] = self.core.outputs[:, _OUT_COLS]
-        j += len(_OUT_COLS)
-        packed[:, j : j + 4] = acc[:, 5:9]
-        packed[:, j + 4] = report
-        self.last_info = packed
-        self.last_terms = terms
 
     def step_info(self) -> dict:
         """Info of the last decision, batched: latent quantities, energies, events, reward terms."""

@@ -22,8 +22,9 @@ from simenv.biomarkers import (
     patient_biomarker_layout,
 )
 from simenv.cohort import Patient
+from simenv.decision import amplitudes_safe, time_of_day_h
 from simenv.errors import NonFiniteStateError, PainloopError, UnsafeStimulationError
-from simenv.kernel import dose_response, step_kernel
+from simenv.kernel import dose_response, seizure_hazard, step_kernel
 from simenv.noise import NoiseStreams
 from simenv.params import SECONDS_PER_DAY, SECONDS_PER_HOUR, PatientParams
 
@@ -110,8 +111,15 @@ def param_row(params: PatientParams, dt_s: float, start_hour: float) -> np.ndarr
     row[L.P_OVERHEAD_W] = bat.overhead_uw * 1e-6
     row[L.P_START_HOUR] = start_hour
     row[L.P_SWITCH_TOL_MA] = 0.5 * st.amplitude_step_ma
+    _set_seizure_hazards(row)
     row.setflags(write=False)
     return row
+
+
+def _set_seizure_hazards(row: np.ndarray) -> None:
+    """The seizure hazard of each ramp direction of one parameter row (the kernel's own function)."""
+    for ramp, hazard in ((L.P_RAMP_MA_PER_S, L.P_SEIZURE_HAZARD_UP), (L.P_RAMP_DOWN_MA_PER_S, L.P_SEIZURE_HAZARD_DOWN)):
+        row[hazard] = seizure_hazard(row[ramp], row[L.P_SEIZURE_HALF_RATE], row[L.P_SEIZURE_EXPONENT])
 
 
 @lru_cache(maxsize=16_384)
@@ -217,7 +225,7 @@ class BatchedCore:
             )
         # One vectorised test on the hot path (NaN fails both comparisons);
         # the diagnosis below runs only when something is wrong.
-        if ((target >= 0.0) & (target <= self._amplitude_ceiling_ma)).all():
+        if amplitudes_safe(target, self._amplitude_ceiling_ma):
             return target
         invalid = ~np.isfinite(target) | (target < 0.0)
         if invalid.any():
@@ -251,8 +259,9 @@ class BatchedCore:
             SLEEP_PROFILE,
             SUPPRESSION_MASK,
             ARTIFACT_MASK,
-            self.noise.normals,
-            self.noise.uniforms,
+            self.noise.drawn_normals,
+            self.noise.drawn_uniforms,
+            self.noise.leader,
             self.noise.position,
             self.dt_s,
             self.duty_decays,
@@ -301,7 +310,11 @@ class BatchedCore:
             raise PainloopError("PL-ENV-ARG", f"ramp rates up={up!r}, down={down!r} mA/s; allowed: finite values > 0.")
         self.params[slots, L.P_RAMP_MA_PER_S] = up
         self.params[slots, L.P_RAMP_DOWN_MA_PER_S] = down
+        for row in np.arange(self.n_slots)[slots]:
+            _set_seizure_hazards(self.params[row])
 
     def time_of_day_h(self) -> np.ndarray:
         """Clock hour at the end of the last step, shape (n_slots,)."""
-        return (self.start_hour + self.state[:, L.S_TIME_S] / SECONDS_PER_HOUR) % 24.0
+        hour = np.empty(self.n_slots)
+        time_of_day_h(self.state, self.start_hour, hour)
+        return hour

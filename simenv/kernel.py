@@ -65,6 +65,17 @@ def dose_response(charge_uc: float, half_uc: float, hill: float) -> float:
     return x / (1.0 + x)
 
 
+@numba.njit(cache=True)
+def seizure_hazard(ramp_ma_per_s: float, half_rate_ma_per_s: float, exponent: float) -> float:
+    """Rate dependence of the after-discharge risk, x / (1 + x) with x = (ramp / half rate) ** exponent.
+
+    It depends on constants only, so the core computes it once per slot and
+    ramp direction (``P_SEIZURE_HAZARD_UP``/``_DOWN``) with this function.
+    """
+    x = (ramp_ma_per_s / half_rate_ma_per_s) ** exponent
+    return x / (1.0 + x)
+
+
 @numba.njit(cache=True, inline="always")
 def is_awake(hour: float, wake_h: float, sleep_h: float) -> bool:
     """True between the waking and sleeping clock hours (wrapping past midnight)."""
@@ -73,7 +84,9 @@ def is_awake(hour: float, wake_h: float, sleep_h: float) -> bool:
     return hour >= wake_h or hour < sleep_h
 
 
-@numba.njit(cache=True)
+# error_model="numpy": a division by zero gives inf/NaN (caught by the finite-state
+# checks) instead of a Python exception, so no zero test precedes every division.
+@numba.njit(cache=True, error_model="numpy")
 def step_kernel(
     target_ma,  # (N,) commanded amplitude, mA, already checked safe
     state,  # (N, N_STATE) updated in place
@@ -86,7 +99,8 @@ def step_kernel(
     artifact_mask,  # (N_FEATURES,) 1 where stimulation adds artifact
     normals,  # (N, C, N_NORMALS) pre-drawn standard normals
     uniforms,  # (N, C, N_UNIFORMS) pre-drawn uniforms
-    position,  # (N,) int64 row of the noise buffers for this step
+    noise_row,  # (N,) int64 buffer row each patient reads (patients sharing a stream share a row)
+    position,  # (N,) int64 step within the buffer for this step
     dt_s,
     duty_decays,  # (3,) exp(-dt / tau) for the duty-cycle averages
     out,  # (N, N_OUTPUTS) written
@@ -96,8 +110,8 @@ def step_kernel(
     for p in range(n):
         s = state[p]
         q = params[p]
-        z = normals[p, position[p]]
-        u = uniforms[p, position[p]]
+        z = normals[noise_row[p], position[p]]
+        u = uniforms[noise_row[p], position[p]]
         o = out[p]
 
         # --- clock ----------------------------------------------------------
@@ -212,17 +226,19 @@ def step_kernel(
         drawn_j = stim_j / q[L.P_EFFICIENCY] + q[L.P_OVERHEAD_W] * dt_s
 
         # --- side effects ----------------------------------------------------
-        half = q[L.P_MILD_HALF_UC]
-        slope = q[L.P_MILD_SLOPE_UC]
-        base = 1.0 / (1.0 + math.exp(half / slope))
-        logistic = 1.0 / (1.0 + math.exp(-(charge_uc - half) / slope))
-        mild_rate = q[L.P_MILD_RATE_PER_S] * max(logistic - base, 0.0) / (1.0 - base)
-        p_mild = 1.0 - math.exp(-mild_rate * dt_s)
+        # Without charge the logistic equals its baseline: no mild events (exactly 0, so skipped).
+        p_mild = 0.0
+        if charge_uc > 0.0:
+            half = q[L.P_MILD_HALF_UC]
+            slope = q[L.P_MILD_SLOPE_UC]
+            base = 1.0 / (1.0 + math.exp(half / slope))
+            logistic = 1.0 / (1.0 + math.exp(-(charge_uc - half) / slope))
+            mild_rate = q[L.P_MILD_RATE_PER_S] * max(logistic - base, 0.0) / (1.0 - base)
+            p_mild = 1.0 - math.exp(-mild_rate * dt_s)
         p_seizure = 0.0
         step_ma = abs(a1 - a0)
         if step_ma > 0.0:
-            x = (ramp / q[L.P_SEIZURE_HALF_RATE]) ** q[L.P_SEIZURE_EXPONENT]
-            h = x / (1.0 + x)
+            h = q[L.P_SEIZURE_HAZARD_UP] if delta >= 0.0 else q[L.P_SEIZURE_HAZARD_DOWN]  # seizure_hazard(ramp)
             ref = q[L.P_SEIZURE_REF_MA]
             p_seizure = min(q[L.P_SEIZURE_PROB] * h * (step_ma / ref) * (max(a0, a1) / ref), 1.0)
         mild = 1.0 if u[L.U_MILD] < p_mild else 0.0
@@ -287,6 +303,7 @@ def warm_up() -> None:
         np.zeros(L.N_FEATURES),
         np.zeros((n, 1, L.N_NORMALS)),
         np.full((n, 1, L.N_UNIFORMS), 0.5),
+        np.zeros(n, dtype=np.int64),
         np.zeros(n, dtype=np.int64),
         30.0,
         np.ones(3),

@@ -105,7 +105,9 @@ P_START_HOUR = 47  # clock hour at the start of the episode
 P_SWITCH_TOL_MA = 48  # half the amplitude step: smaller changes are not switches
 P_SEIZURE_EXPONENT = 49
 P_RAMP_DOWN_MA_PER_S = 50
-N_PARAMS = 51
+P_SEIZURE_HAZARD_UP = 51  # seizure_hazard() at the up ramp: a constant, so computed once
+P_SEIZURE_HAZARD_DOWN = 52  # same at the down ramp
+N_PARAMS = 53
 
 # --- exogenous noise drawn per patient and step ------------------------------
 N_FAST = 0  # standard normals

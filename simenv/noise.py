@@ -44,25 +44,30 @@ def episode_streams(seed: int, uid: int, episode: int) -> tuple[np.random.Genera
 class NoiseStreams:
     """Chunked noise buffers for a batch of patient slots.
 
-    ``normals[p, position[p]]`` and ``uniforms[p, position[p]]`` hold the draws
-    of slot ``p`` for its current step. ``advance()`` moves every slot one
-    step on and refills the chunks that ran out.
+    ``drawn_normals[leader[p], position[p]]`` and ``drawn_uniforms[leader[p],
+    position[p]]`` hold the draws of slot ``p`` for its current step (the
+    ``normals`` and ``uniforms`` properties give them per slot, as copies).
+    ``advance()`` moves every slot one step on and refills the chunks that
+    ran out.
 
     Slots started together with the same (seed, uid, episode) key, such as
     one patient under several controllers in a paired evaluation, share one
-    stream: the leader slot draws and its followers copy the chunk. The
-    values are the same as with separate streams; only the drawing is done
-    once.
+    stream: the leader slot draws into its row and its followers read that
+    row (``leader``). The values are the same as with separate streams; the
+    drawing is done once and nothing is copied.
     """
 
     def __init__(self, n_slots: int, chunk_steps: int | None = None) -> None:
         self.n_slots = n_slots
         self.chunk_steps = chunk_steps or chunk_steps_for(n_slots)
         c = self.chunk_steps
-        self.normals = np.zeros((n_slots, c, L.N_NORMALS))
-        self.uniforms = np.zeros((n_slots, c, L.N_UNIFORMS))
+        self.drawn_normals = np.zeros((n_slots, c, L.N_NORMALS))
+        self.drawn_uniforms = np.zeros((n_slots, c, L.N_UNIFORMS))
         self.position = np.zeros(n_slots, dtype=np.int64)
-        self.leader = np.arange(n_slots)  # slot whose stream each slot copies
+        self.leader = np.arange(n_slots)  # slot whose stream (buffer row) each slot reads
+        # Row views made once: a refill touches every slot, and building views costs more than drawing a few.
+        self._rows_normal = list(self.drawn_normals)
+        self._rows_uniform = list(self.drawn_uniforms)
         self._gen_normal: list[np.random.Generator | None] = [None] * n_slots
         self._gen_uniform: list[np.random.Generator | None] = [None] * n_slots
         # Steps until the first slot runs out: advance() is O(1) until then.
@@ -95,9 +100,6 @@ class NoiseStreams:
                 self._gen_normal[slot] = gn if slot == lead else None
                 self._gen_uniform[slot] = gu if slot == lead else None
             self._draw(lead)
-            followers = [slots[k] for k in members[1:]]
-            if followers:
-                self._copy_from_leaders(np.array(followers))
             self.position[[slots[k] for k in members]] = 0
         self._steps_left = int(self.chunk_steps - self.position.max())
         return initial_n, initial_u
@@ -113,19 +115,23 @@ class NoiseStreams:
             new_lead = followers[0]
             gn, gu = (copy.deepcopy(g) for g in (self._gen_normal[old_lead], self._gen_uniform[old_lead]))
             self._gen_normal[new_lead], self._gen_uniform[new_lead] = gn, gu
+            self.drawn_normals[new_lead] = self.drawn_normals[old_lead]
+            self.drawn_uniforms[new_lead] = self.drawn_uniforms[old_lead]
             self.leader[followers] = new_lead
 
     def _draw(self, slot: int) -> None:
-        gn = self._gen_normal[slot]
-        gu = self._gen_uniform[slot]
-        assert gn is not None and gu is not None
-        gn.standard_normal(out=self.normals[slot])
-        gu.random(out=self.uniforms[slot])
+        self._gen_normal[slot].standard_normal(out=self._rows_normal[slot])  # type: ignore[union-attr]
+        self._gen_uniform[slot].random(out=self._rows_uniform[slot])  # type: ignore[union-attr]
 
-    def _copy_from_leaders(self, followers: np.ndarray) -> None:
-        lead = self.leader[followers]
-        self.normals[followers] = self.normals[lead]
-        self.uniforms[followers] = self.uniforms[lead]
+    @property
+    def normals(self) -> np.ndarray:
+        """Each slot's chunk of normals, shape (n_slots, chunk_steps, N_NORMALS) (a copy, for inspection)."""
+        return self.drawn_normals[self.leader]
+
+    @property
+    def uniforms(self) -> np.ndarray:
+        """Each slot's chunk of uniforms, shape (n_slots, chunk_steps, N_UNIFORMS) (a copy, for inspection)."""
+        return self.drawn_uniforms[self.leader]
 
     def advance(self) -> None:
         """Move every slot to its next step's draws, refilling exhausted chunks."""
@@ -134,12 +140,8 @@ class NoiseStreams:
         if self._steps_left > 0:
             return
         exhausted = np.flatnonzero(self.position >= self.chunk_steps)
-        is_lead = self.leader[exhausted] == exhausted
-        for slot in exhausted[is_lead]:
-            self._draw(int(slot))
-        followers = exhausted[~is_lead]
-        if followers.size:
-            # Followers share their leader's position, so the leader was refilled just now.
-            self._copy_from_leaders(followers)
+        # Followers share their leader's position, so their leader is refilled here too.
+        for slot in exhausted[self.leader[exhausted] == exhausted].tolist():
+            self._draw(slot)
         self.position[exhausted] = 0
         self._steps_left = int(self.chunk_steps - self.position.max())

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -48,6 +46,9 @@ def test_simulator_section_quick_writes_json(tmp_path, capsys):
     assert nb["errors"] == {}
     assert nb["compile_first_step_s"] > 0 and nb["cache_load_first_step_s"] > 0
 
+    assert FIGURE_KEYS <= set(res["numpy_noise"]) and res["numpy_noise"]["n_patients"] == max(benchmark.QUICK_SIZES)
+    assert {t["key"] for t in report["targets"]} >= {"batched_4096_vs_numpy_noise"}
+
     floors = {f["key"]: f for f in report["floors"]}
     assert set(floors) == {"single_env_steps_per_s", "batched_1024_patient_steps_per_s"}
     assert floors["single_env_steps_per_s"]["threshold"] == 20_000
@@ -59,15 +60,58 @@ def test_simulator_section_quick_writes_json(tmp_path, capsys):
     assert "CartPole-v1" in printed and "floors (issue 2)" in printed
 
 
-@pytest.mark.parametrize("section", ["training", "peers"])
-def test_unimplemented_section_exits_2(section):
-    proc = subprocess.run(
-        [sys.executable, "-m", "experiments.benchmark", "--section", section],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
-    )
-    assert proc.returncode == 2
-    assert "not implemented yet" in proc.stderr
-    assert section in proc.stderr
+@pytest.mark.slow
+def test_training_section_quick_writes_json(tmp_path, capsys):
+    out = tmp_path / "train.json"
+    code = benchmark.main(["--section", "training", "--quick", "--repeats", "2", "--out", str(out), "--silent"])
+    assert code == 0
+    report = json.loads(out.read_text())
+    assert report["section"] == "training"
+    assert {"torch", "stable_baselines3"} <= set(report["versions"])
+    res = report["results"]
+    assert set(res["rollout"]) == {str(n) for n in benchmark.QUICK_TRAINING_SIZES}
+    for fig in res["rollout"].values():
+        for name in ("painloop", "cartpole"):
+            assert FIGURE_KEYS <= set(fig[name]) and fig[name]["n_repeats"] == 2 and fig[name]["median"] > 0
+        assert fig["ratio_to_cartpole"] > 0
+    e2e = res["end_to_end"]
+    assert FIGURE_KEYS <= set(e2e["painloop"]) and FIGURE_KEYS <= set(e2e["cartpole"])
+    assert e2e["ratio_to_cartpole"] > 0 and e2e["ratio_to_cartpole_ppo_defaults_8"] > 0
+    assert FIGURE_KEYS <= set(res["cartpole_ppo_defaults_8"])
+    assert res["torch_threads"] == 1
+    targets = {t["key"]: t for t in report["targets"]}
+    assert set(targets) == {"rollout_64_ratio", "end_to_end_ratio", "end_to_end_vs_defaults"}
+    assert targets["rollout_64_ratio"]["met"] is None  # n_envs 64 is not run by --quick
+    assert targets["end_to_end_ratio"]["met"] in (True, False)
+    assert "rollout collection" in capsys.readouterr().out
+
+
+def test_peers_section_skips_with_reason_when_simglucose_cannot_install(tmp_path, capsys, monkeypatch):
+    import venv
+
+    def no_venv(*args, **kwargs):
+        raise OSError("no network here")
+
+    monkeypatch.setattr(venv, "create", no_venv)
+    out = tmp_path / "peers.json"
+    code = benchmark.main(["--section", "peers", "--quick", "--repeats", "2", "--out", str(out), "--silent"])
+    assert code == 0
+    res = json.loads(out.read_text())["results"]
+    assert "no network here" in res["simglucose"]["skipped"]
+    assert FIGURE_KEYS <= set(res["painloop_single_env"]) and res["painloop_single_env"]["median"] > 0
+    assert "simglucose could not be installed or run" in capsys.readouterr().out
+
+
+def test_all_is_the_default_section():
+    args = benchmark.build_parser().parse_args([])
+    assert args.section == "all"
+    assert benchmark.ALL_SECTIONS == ("simulator", "evaluation", "training", "peers")
+
+
+def test_bad_sizes_exit_2(tmp_path, capsys):
+    out = tmp_path / "never.json"
+    assert benchmark.main(["--section", "training", "--training-sizes", "0", "--out", str(out)]) == 2
+    assert "--training-sizes" in capsys.readouterr().err and not out.exists()
 
 
 def test_evaluation_section_quick_writes_json(tmp_path, capsys):

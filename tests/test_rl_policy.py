@@ -111,3 +111,24 @@ def test_evaluate_command_accepts_run_entries(tmp_path):
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "learned" in (out / "metrics.csv").read_text()
+
+
+def test_policy_loading_uses_one_torch_thread_by_default_and_obeys_the_variable(tmp_path, monkeypatch):
+    import torch
+
+    from agents.rl_policy import TORCH_THREADS_ENV
+
+    run = tmp_path / "run"
+    make_run(run)
+    torch.set_num_threads(2)
+    monkeypatch.delenv(TORCH_THREADS_ENV, raising=False)
+    load_run_policy(run)
+    assert torch.get_num_threads() == 1
+    monkeypatch.setenv(TORCH_THREADS_ENV, "2")
+    load_run_policy(run)
+    assert torch.get_num_threads() == 2
+    monkeypatch.setenv(TORCH_THREADS_ENV, "zero")
+    with pytest.raises(PainloopError) as err:
+        load_run_policy(run)
+    assert err.value.code == "PL-CONFIG-VALUE" and TORCH_THREADS_ENV in str(err.value)
+    torch.set_num_threads(1)

@@ -280,3 +280,20 @@ def test_train_validation_test_presets_share_no_uid():
     assert not uids["validation"] & uids["test"]
     seeds = {load_preset(name).seed for name in ("train", "validation", "test")}
     assert len(seeds) == 3
+
+
+def test_followers_keep_their_stream_when_the_leader_restarts():
+    """Slots sharing a stream read the leader's buffer row; a leader's restart must not change theirs."""
+    alone = NoiseStreams(1, chunk_steps=7)
+    alone.start(0, SEED, 11, 0)
+    shared = NoiseStreams(3, chunk_steps=7)
+    shared.start_many([0, 1, 2], [SEED] * 3, [11] * 3, [0] * 3)
+    for t in range(30):
+        expected = alone.normals[0, alone.position[0]]
+        for slot in (1, 2):
+            np.testing.assert_array_equal(shared.normals[slot, shared.position[slot]], expected)
+        alone.advance()
+        shared.advance()
+        if t == 10:
+            shared.start(0, SEED, 99, 1)  # the leader starts another patient's episode
+    assert shared.leader[0] == 0 and shared.leader[1] == shared.leader[2] != 0
