@@ -72,7 +72,8 @@ def plot_front(
     ax.set_xlabel(LABELS.get(x_key, x_key))
     ax.set_ylabel(LABELS.get(y_key, y_key))
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="best")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8, loc="best")
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=DPI)

@@ -48,7 +48,7 @@ from typing import Any  # noqa: E402
 import hydra  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
-from experiments import hydra_schema, sweep_objective, training_schema  # noqa: E402
+from experiments import hydra_schema, sweep_objective, sweep_rerun, training_schema  # noqa: E402
 from experiments import training_folder as tf  # noqa: E402
 from experiments.run_folder import (  # noqa: E402
     RunFolder,
@@ -80,7 +80,7 @@ EXIT_FAILED = 1
 POLICY_SHAPING = ("action_mode", "dt_s", "decision_interval_s", "n_levels", "feature_history",
                   "include_self_report", "calibration_days")
 #: Keys that may differ between a run and its resumption.
-VOLATILE = ("resume", "progress_bar", "objective")
+VOLATILE = ("resume", "progress_bar", "objective", "redo")
 
 training_schema.register()
 _TYPED_ARGV: list[str] | None = None
@@ -364,8 +364,12 @@ def run(
                     "(hydra.run.dir=...), or resume=<dir> to continue that training.",
                 )
         if existing is not None and existing.finished:
-            print(f"painloop train: run '{run_dir}' is already finished; nothing to do.", flush=True)
-            return existing.objective
+            if not config.get("redo"):
+                print(f"painloop train: run '{run_dir}' is already finished; nothing to do (redo=true "
+                      "trains it again).", flush=True)
+                return existing.objective
+            sweep_rerun.clear_training(run_dir)
+            existing, fresh = None, True
         plan = make_plan(config)
         torch_setup(config)
         built = build(plan, run_dir, existing)
