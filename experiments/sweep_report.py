@@ -10,7 +10,8 @@ engine (``agents.evaluation.evaluate``: same patients, same noise) on
 ``--cohort`` (default the held-out ``test`` preset, 100 patients x 7 days,
 started ``naive`` as ``experiments.evaluate``) of
 
-- every finished training run's best model (by validation reward),
+- every finished training run's best model (by its validation reward) and
+  its final model (``--models``): both are policies the sweep produced,
 - the threshold controller (``conf/controller/threshold.yaml``) with its
   ``target_duty`` swept over ``--duties``: the threshold's own front,
 - the other baselines (``--baselines``).
@@ -20,7 +21,8 @@ controller's row). Written to ``--out`` (default ``PATH/sweep_report``):
 
 - ``sweep_table.csv``: one row per run: name, command, state, swept
   parameters, objective, validation metrics of the best model (``val_*``,
-  training runs), the evaluated metrics, ``pareto_energy`` /
+  training runs), the evaluated metrics (best model; ``final_*`` for the
+  final model), ``pareto_energy`` /
   ``pareto_side_effects`` (on the non-dominated front), error;
 - ``baselines.csv``: the threshold points and baselines, same metrics;
 - ``pareto_energy.png`` (mean pain vs stimulation energy per day) and
@@ -59,6 +61,8 @@ EXIT_BAD_INPUT = 2
 DEFAULT_DUTIES = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 DEFAULT_BASELINES = ("off", "continuous", "cycling", "cycling_5min", "dual_threshold")
 REPORT_FORMAT = "painloop.sweep_report/v1"
+#: Which model of a training the common evaluation runs: the best by its own validation reward, or the last.
+MODEL_FILES = {"best": "best_model.zip", "final": "model.zip"}
 ENERGY, PAIN, SIDE = "stim_energy_j_per_day", "mean_pain_nrs", "side_effect_events_per_day"
 
 
@@ -74,6 +78,7 @@ class ReportOptions:
     duties: tuple[float, ...] = DEFAULT_DUTIES
     baselines: tuple[str, ...] = DEFAULT_BASELINES
     tolerance_nrs: float = 0.05
+    models: tuple[str, ...] = ("best", "final")
 
 
 # -- checks ---------------------------------------------------------------------------------------
@@ -96,6 +101,10 @@ def check_options(opts: ReportOptions) -> list[SweepRun]:
         if unknown:
             raise PainloopError("PL-CONTROLLER-UNKNOWN",
                                 f"--baselines {unknown} do not exist; available controllers: {names}.")
+        odd = [m for m in opts.models if m not in MODEL_FILES]
+        if odd or not opts.models:
+            raise PainloopError("PL-CONFIG-VALUE", f"--models {list(opts.models)}; allowed: one or both of "
+                                f"{list(MODEL_FILES)}.")
         bad = [d for d in opts.duties if not 0.0 < d < 1.0]
         if bad:
             raise PainloopError("PL-CONTROLLER-PARAM", f"--duties {bad}; allowed: target duties in (0, 1).")
@@ -110,8 +119,8 @@ def check_options(opts: ReportOptions) -> list[SweepRun]:
 
 
 # -- the paired evaluation ------------------------------------------------------------------------
-def _label(name: str) -> str:
-    return "run_" + re.sub(r"[^A-Za-z0-9_.+-]", "_", name)
+def _label(name: str, model: str = "best") -> str:
+    return "run_" + re.sub(r"[^A-Za-z0-9_.+-]", "_", name) + ("" if model == "best" else f"_{model}")
 
 
 def threshold_label(duty: float) -> str:
@@ -137,20 +146,27 @@ def _row(summary_row: dict, horizon_days: float) -> dict[str, Any]:
 
 
 def evaluate_sweep(opts: ReportOptions, runs: Sequence[SweepRun], log) -> dict[str, Any]:
-    """One paired evaluation: the finished training runs, the threshold's duty sweep, the baselines."""
+    """One paired evaluation: the finished training runs' models, the threshold's duty sweep, the baselines.
+
+    Each training contributes its ``opts.models``: ``best`` (by its own
+    validation reward, under its own reward weights) and ``final`` (the
+    policy it ended with); both are policies the sweep produced, and either
+    may lie on the pain-energy front.
+    """
     from agents.controllers import ControllerSpec
     from agents.evaluation import evaluate, summarise
     from simenv.batch import EnvSettings
     from simenv.cohort import load_preset
 
     trained = [r for r in runs if r.command == "train" and r.state == "finished" and r.has_model]
-    specs = [ControllerSpec(_label(r.name), "run", {"path": str(r.path)}) for r in trained]
+    models = [(r, m) for r in trained for m in opts.models if (r.path / MODEL_FILES[m]).is_file()]
+    specs = [ControllerSpec(_label(r.name, m), "run", {"path": str(r.path), "which": m}) for r, m in models]
     specs += [_controller_spec("threshold", threshold_label(d), target_duty=float(d)) for d in opts.duties]
     specs += [_controller_spec(b, b) for b in opts.baselines]
     patients = load_preset(opts.cohort).sample(opts.patients)
     # As experiments.evaluate's defaults: on/off, one step of 30 s, naive start.
     settings = EnvSettings(action_mode="on_off", dt_s=30.0, horizon_days=float(opts.days), initial_state="naive")
-    log(f"evaluating {len(trained)} trained run(s), {len(opts.duties)} threshold duties and "
+    log(f"evaluating {len(models)} model(s) of {len(trained)} trained run(s), {len(opts.duties)} threshold duties and "
         f"{len(opts.baselines)} baselines on {len(patients)} '{opts.cohort}' patients x {opts.days:g} days (paired)")
     t0 = time.perf_counter()
     result = evaluate(specs, patients, settings, seed=opts.seed)
@@ -158,15 +174,22 @@ def evaluate_sweep(opts: ReportOptions, runs: Sequence[SweepRun], log) -> dict[s
     return {
         "cohort": opts.cohort, "n_patients": len(patients), "days": opts.days, "seed": opts.seed,
         "initial_state": "naive", "dt_s": 30.0, "wall_s": time.perf_counter() - t0,
-        "runs": {r.name: rows[_label(r.name)] for r in trained},
+        "models": list(opts.models),
+        "runs": {m: {r.name: rows[_label(r.name, m)] for r, mm in models if mm == m} for m in opts.models},
         "threshold": [{"label": threshold_label(d), "target_duty": d, **rows[threshold_label(d)]} for d in opts.duties],
         "baselines": [{"label": b, **rows[b]} for b in opts.baselines],
     }
 
 
 # -- the table --------------------------------------------------------------------------------------
-def table_rows(runs: Sequence[SweepRun], evaluated: dict[str, dict]) -> tuple[list[dict[str, Any]], list[str]]:
-    """One row per run and the swept keys; a run's point is its evaluated metrics, else its own."""
+def table_rows(runs: Sequence[SweepRun], evaluated: dict[str, dict] | None) -> tuple[list[dict[str, Any]], list[str]]:
+    """One row per run and the swept keys.
+
+    A run's point is its metrics in the common evaluation; an evaluation
+    run's are its own. Without a common evaluation (``evaluated`` None) a
+    training's point is its best model's validation (other patients and
+    settings: comparable between the sweep's trainings only).
+    """
     keys = swept_keys(list(runs))
     rows = []
     for r in runs:
@@ -174,16 +197,30 @@ def table_rows(runs: Sequence[SweepRun], evaluated: dict[str, dict]) -> tuple[li
         row |= {k: r.overrides.get(k) for k in keys}
         row["objective"] = r.objective
         row |= {k: v for k, v in r.metrics.items() if k.startswith("val_")}
-        own = {m: r.metrics.get(m, math.nan) for m in METRICS} if r.command == "evaluate" else {}
-        point = evaluated.get(r.name) or own
-        row |= {m: point.get(m, math.nan) for m in METRICS}
-        row["point_from"] = "report evaluation" if r.name in evaluated else ("own evaluation" if own else "")
+        own, source = {}, ""
+        if r.command == "evaluate" and r.metrics:
+            own, source = {m: r.metrics.get(m, math.nan) for m in METRICS}, "own evaluation"
+        elif evaluated is None and r.command == "train" and r.metrics:
+            own, source = {m: r.metrics.get(f"val_{m}", math.nan) for m in METRICS}, "validation"
+        first = next(iter(evaluated)) if evaluated else None
+        if evaluated and r.name in evaluated[first]:
+            own, source = evaluated[first][r.name], f"report evaluation, {first} model"
+        row |= {m: own.get(m, math.nan) for m in METRICS}
+        row["point_from"] = source
+        for model in list(evaluated or {})[1:]:  # the other models of a training, e.g. final_mean_pain_nrs
+            other = (evaluated or {})[model].get(r.name, {})
+            row |= {f"{model}_{m}": other.get(m, math.nan) for m in METRICS}
         row["error"] = r.error or ""
         rows.append(row)
+    prefixes = ["", *(f"{m}_" for m in list(evaluated or {})[1:])]
     for flag, y, x in (("pareto_energy", PAIN, ENERGY), ("pareto_side_effects", PAIN, SIDE)):
-        mask = non_dominated([_num(row[x]) for row in rows], [_num(row[y]) for row in rows])
-        for row, on in zip(rows, mask, strict=True):
-            row[flag] = bool(on)
+        # One front over every evaluated policy of the sweep (each training's best and final model).
+        xs = [_num(row.get(p + x)) for p in prefixes for row in rows]
+        ys = [_num(row.get(p + y)) for p in prefixes for row in rows]
+        mask = non_dominated(xs, ys).reshape(len(prefixes), len(rows))
+        for i, p in enumerate(prefixes):
+            for row, on in zip(rows, mask[i], strict=True):
+                row[p + flag] = bool(on)
     return rows, keys
 
 
@@ -221,21 +258,24 @@ def build_report(opts: ReportOptions, log=print) -> dict[str, Any]:
 
     runs = check_options(opts)
     evaluation = evaluate_sweep(opts, runs, log) if opts.evaluate else None
-    rows, keys = table_rows(runs, evaluation["runs"] if evaluation else {})
+    rows, keys = table_rows(runs, evaluation["runs"] if evaluation else None)
     opts.out.mkdir(parents=True, exist_ok=True)
     table = write_csv(opts.out / "sweep_table.csv", rows)
     threshold = evaluation["threshold"] if evaluation else []
     baselines = evaluation["baselines"] if evaluation else []
     if evaluation:
         write_csv(opts.out / "baselines.csv", [*threshold, *baselines])
-    points = [{"label": str(_short(row, keys)), PAIN: _num(row[PAIN]), ENERGY: _num(row[ENERGY]),
-               SIDE: _num(row[SIDE])} for row in rows if math.isfinite(_num(row[PAIN]))]
-    where = (f"{evaluation['n_patients']} '{evaluation['cohort']}' patients x {evaluation['days']:g} days, paired"
-             if evaluation else "each run's own validation or evaluation (no common evaluation)")
+    prefixes = [("", "")] + [(f"{m}_", f" ({m})") for m in (evaluation["models"][1:] if evaluation else [])]
+    points = [{"label": str(_short(row, keys)) + suffix, "run": row["run"], PAIN: _num(row.get(p + PAIN)),
+               ENERGY: _num(row.get(p + ENERGY)), SIDE: _num(row.get(p + SIDE))}
+              for p, suffix in prefixes for row in rows if math.isfinite(_num(row.get(p + PAIN)))]
+    where = (f"{evaluation['n_patients']} '{evaluation['cohort']}' patients x {evaluation['days']:g} days, paired; "
+             f"models: {', '.join(evaluation['models'])}"
+             if evaluation else "each run's own validation or evaluation (no common evaluation, no threshold front)")
     plots = []
     for name, x in (("pareto_energy.png", ENERGY), ("pareto_side_effects.png", SIDE)):
         plots.append(str(plot_front(opts.out / name, points, threshold, baselines, x, PAIN,
-                                    f"{opts.path}: {len(points)} run(s) with metrics; {where}")))
+                                    f"{opts.path}: {len(points)} policies; {where}")))
     front = [p for p, on in zip(points, non_dominated([p[ENERGY] for p in points], [p[PAIN] for p in points]),
                                 strict=True) if on]
     goal = compare_fronts([p[ENERGY] for p in points], [p[PAIN] for p in points],
@@ -273,12 +313,18 @@ def _short(row: dict[str, Any], keys: Sequence[str]) -> str:
 def render(report: dict[str, Any]) -> str:
     """The console summary: the table's main columns, failures, the front and the goal."""
     keys = report["swept_keys"]
-    head = ["run", "state", *keys, "objective", PAIN, ENERGY, SIDE, "duty_cycle", "front"]
+    models = (report["evaluation"] or {}).get("models") or ["best"]
+    head = ["run", "state", *keys, "objective"]
+    for m in models:
+        tag = "" if m == models[0] else f"{m} "
+        head += [f"{tag}pain", f"{tag}energy", f"{tag}side eff.", f"{tag}duty", f"{tag}front"]
     lines = [" | ".join(head)]
     for r in report["runs"]:
-        cells = [r["run"], r["state"], *(str(r.get(k)) for k in keys), _fmt(r["objective"], ",.1f"),
-                 _fmt(r[PAIN], ".3f"), _fmt(r[ENERGY], ".2f"), _fmt(r[SIDE], ".3f"), _fmt(r["duty_cycle"], ".2f"),
-                 "*" if r["pareto_energy"] else ""]
+        cells = [r["run"], r["state"], *(str(r.get(k)) for k in keys), _fmt(r["objective"], ",.1f")]
+        for m in models:
+            p = "" if m == models[0] else f"{m}_"
+            cells += [_fmt(r.get(p + PAIN), ".3f"), _fmt(r.get(p + ENERGY), ".2f"), _fmt(r.get(p + SIDE), ".3f"),
+                      _fmt(r.get(p + "duty_cycle"), ".2f"), "*" if r.get(p + "pareto_energy") else ""]
         lines.append(" | ".join(cells))
     lines.append(f"runs: {report['counts']}")
     for f in report["failed"]:
@@ -292,7 +338,9 @@ def render(report: dict[str, Any]) -> str:
                          f"duty {t['duty_cycle']:.2f}")
         for b in ev["baselines"]:
             lines.append(f"  {b['label']}: pain {b[PAIN]:.3f}, energy {b[ENERGY]:.2f} J/day")
-    lines.append(f"sweep front (pain vs energy): {len(report['front_energy'])} non-dominated run(s), "
+    for p in report["front_energy"]:
+        lines.append(f"  front: {p['label']}: pain {p[PAIN]:.3f}, energy {p[ENERGY]:.2f} J/day")
+    lines.append(f"sweep front (pain vs energy): {len(report['front_energy'])} non-dominated policies, "
                  f"{report['front_energy_distinct_points']} distinct points")
     g = report["goal"]
     for p in g["points"]:
@@ -326,12 +374,15 @@ def parse_args(argv: Sequence[str] | None) -> ReportOptions:
                    help="threshold target duties that trace its front")
     p.add_argument("--baselines", nargs="*", default=list(DEFAULT_BASELINES),
                    help="other controllers of conf/controller/ to overlay")
+    p.add_argument("--models", nargs="+", default=["best", "final"],
+                   help="which model of each training the common evaluation runs (best, final; default both)")
     p.add_argument("--tolerance-nrs", type=float, default=0.05,
                    help="goal tolerance: front pain may exceed the threshold's by this much (NRS)")
     a = p.parse_args(argv)
     return ReportOptions(path=a.path, out=a.out or a.path / "sweep_report", evaluate=not a.no_evaluate,
                          cohort=a.cohort, patients=a.patients, days=a.days, seed=a.seed,
-                         duties=tuple(a.duties), baselines=tuple(a.baselines), tolerance_nrs=a.tolerance_nrs)
+                         duties=tuple(a.duties), baselines=tuple(a.baselines), tolerance_nrs=a.tolerance_nrs,
+                         models=tuple(a.models))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -76,7 +76,8 @@ def test_four_job_joblib_sweep_and_its_report(joblib_sweep, tmp_path):
     rows = read_csv(out / "sweep_table.csv")
     assert sorted(r["run"] for r in rows) == ["0", "1", "2", "3"]
     assert {(r["reward.energy"], r["seed"]) for r in rows} == {("0.2", "0"), ("0.2", "1"), ("2", "0"), ("2", "1")}
-    assert all(r["state"] == "finished" and r["point_from"] == "report evaluation" for r in rows)
+    assert all(r["state"] == "finished" and r["point_from"] == "report evaluation, best model" for r in rows)
+    assert all(0 < float(r["final_mean_pain_nrs"]) < 10 for r in rows)  # the final models too
     for r in rows:  # every run was evaluated and has its validation metrics
         assert 0 < float(r["mean_pain_nrs"]) < 10 and float(r["stim_energy_j_per_day"]) >= 0
         assert math.isfinite(float(r["val_reward_per_day"])) and float(r["objective"]) == pytest.approx(
@@ -135,7 +136,8 @@ def test_a_failing_job_is_recorded_and_the_other_jobs_finish(tmp_path):
     assert "FAILED 1: PL-CONFIG-VALUE: validation.trace_patient=5" in report.stdout
     rows = {r["run"]: r for r in read_csv(sweep / "sweep_report" / "sweep_table.csv")}
     assert rows["1"]["state"] == "failed" and "trace_patient=5" in rows["1"]["error"]
-    assert rows["0"]["error"] == "" and rows["0"]["point_from"] == ""  # no common evaluation asked for
+    assert rows["0"]["error"] == "" and rows["0"]["point_from"] == "validation"  # no common evaluation asked for
+    assert float(rows["0"]["mean_pain_nrs"]) == float(rows["0"]["val_mean_pain_nrs"]) and rows["1"]["mean_pain_nrs"] == ""
 
 
 def test_the_report_reads_running_and_stale_runs(tmp_path):
