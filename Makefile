@@ -20,7 +20,7 @@ help:
 	@echo "make lint       ruff check"
 	@echo "make benchmark  simulator throughput (python -m experiments.benchmark --section simulator)"
 	@echo "make validate   the default cohort against its targets (python -m experiments.validate_model)"
-	@echo "make install    create $(VENV) and install painloop with the dev extra (also: make venv)"
+	@echo "make install    create $(VENV) and install painloop with the dev, onnx, sweep and ray extras (also: make venv)"
 	@echo "make clean      remove caches and build leftovers (keeps $(VENV) and run outputs)"
 
 # pyvenv.cfg is written when the venv is created, so a deleted and recreated
@@ -33,7 +33,7 @@ $(VENV)/pyvenv.cfg:
 # fails the set-up on CI if a CUDA build slipped in, and only warns elsewhere
 # (off these machines the registry's Linux torch is a CUDA build).
 $(STAMP): pyproject.toml constraints.txt $(VENV)/pyvenv.cfg
-	$(VPY) -m pip install -c constraints.txt -e ".[dev,onnx]"
+	$(VPY) -m pip install -c constraints.txt -e ".[dev,onnx,sweep,ray]"
 	@if $(VPY) -c "import torch,sys; sys.exit(torch.version.cuda is not None)"; then \
 		echo "torch: CPU build"; \
 	elif [ "$${CI:-}" = "true" ]; then \

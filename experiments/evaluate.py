@@ -42,6 +42,7 @@ from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
 from experiments import hydra_schema  # noqa: E402
 from experiments.run_folder import RunFolder, RunInterrupted, fail_run, report_error, stop  # noqa: E402
+from experiments.sweep_rerun import finished_objective  # noqa: E402
 from simenv.errors import PainloopError  # noqa: E402
 
 COMMAND = "evaluate"
@@ -253,6 +254,10 @@ def run(
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    done = None if cfg.get("redo") else finished_objective(run_dir, OmegaConf.to_container(cfg, resolve=True))
+    if done is not None:  # a re-run sweep: this job's folder already holds its finished result
+        print(f"painloop evaluate: run '{run_dir}' is already finished; nothing to do (redo=true evaluates again).")
+        return done
     folder = RunFolder(run_dir, COMMAND)
     try:
         plan = make_plan(cfg, conf_dir)

@@ -64,6 +64,7 @@ class EvaluateConfig:
     initial_state: str = MISSING
     reward: RewardConfig = field(default_factory=RewardConfig)  # type: ignore[valid-type]
     trace_patient: int = MISSING
+    redo: bool = False  # evaluate again into a folder that holds a finished run (experiments.sweep_rerun)
 
 #: Config groups of the evaluate command: key -> folder of options.
 GROUPS: dict[str, str] = {"cohort": "cohort", "reward": "reward"}
@@ -141,6 +142,7 @@ def check_overrides(
     group_codes: dict[str, str] | None = None,
     skip_prefixes: Sequence[str] = (),
     valid_keys: Sequence[str] | None = None,
+    config_name: str | None = None,
 ) -> list[str]:
     """Parse the overrides and check every key and group option; return them (labels quoted).
 
@@ -149,7 +151,10 @@ def check_overrides(
     ``cohort``) for an option that does not exist. Keys under ``hydra`` are
     Hydra's own and pass; keys starting with one of ``skip_prefixes`` are left
     for a later check. ``valid_keys`` replaces the schema's keys when given
-    (e.g. keys that depend on a group's choice).
+    (e.g. keys that depend on a group's choice). Hydra's own groups
+    (``hydra/launcher=...``) are checked against the options Hydra sees
+    (``experiments.hydra_groups``) in the primary config ``config_name``
+    (default: the schema's name without ``Config``, lower case).
     """
     codes = {"cohort": "PL-COHORT-UNKNOWN"} if group_codes is None else group_codes
     from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -158,6 +163,7 @@ def check_overrides(
     parser = OverridesParser.create()
     fixed = [quote_labelled_entries(o) for o in overrides]
     keys = list(valid_keys) if valid_keys is not None else schema_keys(schema)
+    hydra_groups: list[tuple[str, list]] = []
     for text in fixed:
         try:
             ov = parser.parse_overrides([text])[0]
@@ -169,6 +175,11 @@ def check_overrides(
                 "quote values holding spaces, brackets or '=' (e.g. 'controllers=[a,\"lbl=b\"]').",
             ) from None
         key = ov.key_or_group
+        if key.startswith("hydra/") and not ov.is_delete():  # Hydra's groups: launcher, sweeper, ...
+            values = ov.value()
+            values = list(values.list) if ov.is_sweep_override() and hasattr(values, "list") else [values]
+            hydra_groups.append((key, values))
+            continue
         if key == "hydra" or key.startswith(("hydra.", "hydra/")):
             continue
         if skip_prefixes and key.startswith(tuple(skip_prefixes)):
@@ -181,7 +192,9 @@ def check_overrides(
                 if not isinstance(v, str) or v not in options:  # cohort=0 or reward=[a] is no option either
                     code = codes.get(key, "PL-CONFIG-KEY")
                     raise PainloopError(
-                        code, f"{key}={v!r} does not exist; available {key} options: {options}{_closest(str(v), options)}."
+                        code,
+                        f"Could not find '{groups[key]}/{v}': {key}={v!r} does not exist; available {key} options: "
+                        f"{options}{_closest(str(v), options)}.",
                     )
             continue
         if key not in keys:
@@ -193,6 +206,11 @@ def check_overrides(
                 "PL-CONFIG-KEY",
                 f"unknown config key '{key}'{_closest(key, candidates)}; valid keys: {', '.join(candidates)}.",
             )
+    if hydra_groups:
+        from experiments.hydra_groups import check_hydra_groups
+
+        name = config_name or schema.__name__.removesuffix("Config").lower()
+        check_hydra_groups(name, hydra_groups, conf_dir)
     return fixed
 
 

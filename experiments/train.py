@@ -48,7 +48,7 @@ from typing import Any  # noqa: E402
 import hydra  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
-from experiments import hydra_schema, training_schema  # noqa: E402
+from experiments import hydra_schema, sweep_objective, sweep_rerun, training_schema  # noqa: E402
 from experiments import training_folder as tf  # noqa: E402
 from experiments.run_folder import (  # noqa: E402
     RunFolder,
@@ -80,7 +80,7 @@ EXIT_FAILED = 1
 POLICY_SHAPING = ("action_mode", "dt_s", "decision_interval_s", "n_levels", "feature_history",
                   "include_self_report", "calibration_days")
 #: Keys that may differ between a run and its resumption.
-VOLATILE = ("resume", "progress_bar")
+VOLATILE = ("resume", "progress_bar", "objective", "redo")
 
 training_schema.register()
 _TYPED_ARGV: list[str] | None = None
@@ -232,6 +232,7 @@ def make_plan(config: dict) -> TrainPlan:
     eval_freq = _whole(config, "eval_freq", 1)
     checkpoint_freq = _whole(config, "checkpoint_freq", 1)
     _whole(config, "torch_threads", 1)
+    sweep_objective.check(config.get("objective", "reward"))
     hyperparams = sb3_hyperparams(agent_cfg, agent)
     policy_kwargs(agent_cfg, agent)  # checked here, built with the model
     rollout = algo.rollout_steps(hyperparams, n_envs)
@@ -363,8 +364,12 @@ def run(
                     "(hydra.run.dir=...), or resume=<dir> to continue that training.",
                 )
         if existing is not None and existing.finished:
-            print(f"painloop train: run '{run_dir}' is already finished; nothing to do.", flush=True)
-            return existing.objective
+            if not config.get("redo"):
+                print(f"painloop train: run '{run_dir}' is already finished; nothing to do (redo=true "
+                      "trains it again).", flush=True)
+                return existing.objective
+            sweep_rerun.clear_training(run_dir)
+            existing, fresh = None, True
         plan = make_plan(config)
         torch_setup(config)
         built = build(plan, run_dir, existing)
@@ -682,14 +687,15 @@ def train(plan: TrainPlan, built: Built, folder: RunFolder, signals: StopSignals
 
 # -- the command line ----------------------------------------------------------------------------
 @hydra.main(config_path="../conf", config_name="train", version_base=None)
-def hydra_main(cfg: DictConfig) -> float:
-    """The Hydra task function (also what a sweeper or the submitit launcher calls)."""
+def hydra_main(cfg: DictConfig) -> float | list[float]:
+    """The Hydra task function (also what a sweeper or the submitit launcher calls); returns the objective(s)."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
     hc = HydraConfig.get()
     argv = _TYPED_ARGV if _TYPED_ARGV is not None else sys.argv
-    return run(cfg, Path(hc.runtime.output_dir), argv=argv, exit_on_error=hc.mode != RunMode.MULTIRUN)
+    objective = run(cfg, Path(hc.runtime.output_dir), argv=argv, exit_on_error=hc.mode != RunMode.MULTIRUN)
+    return sweep_objective.task_value(cfg.get("objective"), Path(hc.runtime.output_dir), objective)
 
 
 def _format_value(value: Any) -> str:

@@ -219,6 +219,8 @@ class TrainConfig:
     allow_physics_mismatch: bool = False
     progress_bar: Optional[bool] = None  # noqa: UP045
     torch_threads: int = 1
+    objective: str = "reward"  # what a sweeper gets back: reward | pain_energy (experiments.sweep_objective)
+    redo: bool = False  # train again a run folder that holds a finished run (experiments.sweep_rerun)
 
 
 #: Config groups of the train command: key -> folder of options under conf/.

@@ -1,0 +1,58 @@
+"""Re-running a sweep into the same folders: finished runs are skipped unless ``redo=true``.
+
+Hydra gives each job of a sweep the same folder when the sweep is run again
+with the same ``hydra.sweep.dir`` (``conf/experiment/pareto.yaml`` fixes
+it). A job whose folder holds a *finished* run of the same config returns
+that run's objective without working again; failed, interrupted and stale
+runs are redone (training resumes from its last checkpoint). ``redo=true``
+starts a finished run over: its previous outputs are removed first (Hydra's
+``.hydra/`` record and log stay).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import shutil
+from pathlib import Path
+from typing import Any
+
+from experiments.run_folder import RUN_FILE, STATUS_FILE, read_status
+
+#: Keys that say how to run, not what: they may differ between a run and its re-run.
+VOLATILE = ("redo", "progress_bar")
+#: What ``experiments.train`` writes into its folder (``experiments.training_folder``), removed by a redo.
+TRAINING_OUTPUTS = ("train_config.json", RUN_FILE, STATUS_FILE, "model.zip", "vecnormalize.pkl",
+                    "best_model.zip", "best_vecnormalize.pkl", "metrics.csv", "validation_trace.png",
+                    "checkpoints", "tb")
+
+
+def _comparable(config: dict) -> dict:
+    return {k: v for k, v in config.items() if k not in VOLATILE}
+
+
+def finished_objective(run_dir: Path, config: dict[str, Any]) -> float | None:
+    """The objective of a finished run of the same ``config`` in ``run_dir`` (from run.json), else None."""
+    status = read_status(run_dir)
+    if status.get("state") != "finished":
+        return None
+    try:
+        recorded = json.loads((Path(run_dir) / RUN_FILE).read_text()).get("config")
+    except (OSError, json.JSONDecodeError):
+        return None
+    if not isinstance(recorded, dict) or _comparable(recorded) != _comparable(config):
+        return None
+    value = (status.get("result") or {}).get("objective")
+    return math.nan if value is None else float(value)
+
+
+def clear_training(run_dir: Path) -> None:
+    """Remove a training's outputs from ``run_dir`` so that it starts over (``redo=true``)."""
+    for name in TRAINING_OUTPUTS:
+        path = Path(run_dir) / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()

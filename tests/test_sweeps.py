@@ -1,0 +1,318 @@
+"""Sweeps: launchers (joblib, submitit local, Ray), fault isolation, re-runs, the sweep report, bad input.
+
+Every sweep is a real ``--multirun`` command line with tiny budgets (4
+training slots, 2 rollouts of 256 steps, 2 validation patients for 2.4 h;
+evaluations of 2 patients for about an hour). Tests that need an optional
+plugin are marked ``plugin``: they skip when it is missing, and that skip
+fails under ``CI=true`` (tests/conftest.py).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY_TRAIN = ["n_envs=4", "cohort.n_patients=4", "validation.n_patients=2", "validation.horizon_days=0.1",
+              "progress_bar=false", "agent.hyperparams.n_steps=64", "agent.hyperparams.batch_size=64",
+              "total_timesteps=512", "eval_freq=256", "checkpoint_freq=100000"]
+TINY_EVAL = ["controllers=[continuous,threshold]", "cohort.n_patients=2", "horizon_days=0.05"]
+TINY_REPORT = ["--patients", "2", "--days", "0.05", "--duties", "0.3", "0.7", "--baselines", "off", "continuous"]
+
+
+def env() -> dict[str, str]:
+    return os.environ | {"OPENBLAS_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "0", "RAY_DEDUP_LOGS": "0"}
+
+
+def command(module: str, *args: str, timeout_s: float = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", f"experiments.{module}", *args], cwd=ROOT, capture_output=True,
+                          text=True, env=env(), timeout=timeout_s)
+
+
+def need(plugin: str) -> None:
+    pytest.importorskip(f"hydra_plugins.{plugin}", reason=f"{plugin} is not installed (pip install 'painloop[sweep]')")
+
+
+def states(sweep: Path) -> dict[str, str]:
+    return {p.parent.name: json.loads(p.read_text())["state"] for p in sorted(sweep.glob("*/status.json"))}
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with path.open() as fh:
+        return list(csv.DictReader(fh))
+
+
+# -- joblib: 4 trainings, the report, a re-run that skips them ------------------------------------
+@pytest.fixture(scope="module")
+def joblib_sweep(tmp_path_factory):
+    need("hydra_joblib_launcher")
+    sweep = tmp_path_factory.mktemp("sweep") / "joblib"
+    args = ["--multirun", "hydra/launcher=painloop_joblib", "hydra.launcher.n_jobs=2", "reward.energy=0.2,2",
+            "seed=0,1", *TINY_TRAIN, f"hydra.sweep.dir={sweep}"]
+    proc = command("train", *args)
+    return proc, sweep, args
+
+
+@pytest.mark.plugin
+def test_four_job_joblib_sweep_and_its_report(joblib_sweep, tmp_path):
+    proc, sweep, _ = joblib_sweep
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Joblib.Parallel" in proc.stdout + proc.stderr
+    assert states(sweep) == {str(i): "finished" for i in range(4)}
+
+    report = command("sweep_report", str(sweep), *TINY_REPORT)
+    assert report.returncode == 0, report.stderr[-3000:]
+    out = sweep / "sweep_report"
+    rows = read_csv(out / "sweep_table.csv")
+    assert sorted(r["run"] for r in rows) == ["0", "1", "2", "3"]
+    assert {(r["reward.energy"], r["seed"]) for r in rows} == {("0.2", "0"), ("0.2", "1"), ("2", "0"), ("2", "1")}
+    assert all(r["state"] == "finished" and r["point_from"] == "report evaluation, best model" for r in rows)
+    assert all(0 < float(r["final_mean_pain_nrs"]) < 10 for r in rows)  # the final models too
+    for r in rows:  # every run was evaluated and has its validation metrics
+        assert 0 < float(r["mean_pain_nrs"]) < 10 and float(r["stim_energy_j_per_day"]) >= 0
+        assert math.isfinite(float(r["val_reward_per_day"])) and float(r["objective"]) == pytest.approx(
+            float(r["val_reward_per_day"]), rel=1e-6)
+    assert any(r["pareto_energy"] == "True" for r in rows)
+    for name in ("pareto_energy.png", "pareto_side_effects.png"):
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    data = json.loads((out / "sweep_report.json").read_text())
+    assert data["swept_keys"] == ["reward.energy", "seed"] and data["counts"] == {"finished": 4}
+    assert [t["target_duty"] for t in data["evaluation"]["threshold"]] == [0.3, 0.7]
+    assert [b["label"] for b in data["evaluation"]["baselines"]] == ["off", "continuous"]
+    assert data["goal"]["tolerance_nrs"] == 0.05 and len(data["goal"]["points"]) == 2
+    assert "runs: {'finished': 4}" in report.stdout
+
+
+@pytest.mark.plugin
+def test_rerunning_a_sweep_skips_the_finished_runs(joblib_sweep):
+    proc, sweep, args = joblib_sweep
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    before = {p: p.stat().st_mtime_ns for p in sweep.glob("*/model.zip")}
+    again = command("train", *args)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert again.stdout.count("is already finished; nothing to do") == 4
+    assert {p: p.stat().st_mtime_ns for p in sweep.glob("*/model.zip")} == before
+
+
+def test_an_evaluation_rerun_is_skipped_unless_redo(tmp_path):
+    run_dir = tmp_path / "eval"
+    first = command("evaluate", *TINY_EVAL, f"hydra.run.dir={run_dir}")
+    assert first.returncode == 0, first.stderr[-3000:]
+    started = json.loads((run_dir / "status.json").read_text())["started_unix"]
+    again = command("evaluate", *TINY_EVAL, f"hydra.run.dir={run_dir}")
+    assert again.returncode == 0 and "already finished" in again.stdout
+    assert json.loads((run_dir / "status.json").read_text())["started_unix"] == started
+    redo = command("evaluate", *TINY_EVAL, "redo=true", f"hydra.run.dir={run_dir}")
+    assert redo.returncode == 0 and "already finished" not in redo.stdout
+    st = json.loads((run_dir / "status.json").read_text())
+    assert st["state"] == "finished" and st["started_unix"] > started
+
+
+# -- fault isolation --------------------------------------------------------------------------------
+@pytest.mark.plugin
+def test_a_failing_job_is_recorded_and_the_other_jobs_finish(tmp_path):
+    need("hydra_joblib_launcher")
+    sweep = tmp_path / "faulty"
+    # validation.trace_patient=5 names a patient the 2-patient validation cohort does not have: that job fails.
+    proc = command("train", "--multirun", "hydra/launcher=painloop_joblib", "hydra.launcher.n_jobs=2",
+                   "validation.trace_patient=0,5,1", *TINY_TRAIN, f"hydra.sweep.dir={sweep}")
+    assert proc.returncode == 0, proc.stderr[-3000:]  # the sweep itself completes
+    assert states(sweep) == {"0": "finished", "1": "failed", "2": "finished"}
+    report = command("sweep_report", str(sweep), "--no-evaluate")
+    assert report.returncode == 0, report.stderr[-3000:]
+    data = json.loads((sweep / "sweep_report" / "sweep_report.json").read_text())
+    assert [f["run"] for f in data["failed"]] == ["1"]
+    assert data["failed"][0]["error"].startswith("PL-CONFIG-VALUE: validation.trace_patient=5")
+    assert "FAILED 1: PL-CONFIG-VALUE: validation.trace_patient=5" in report.stdout
+    rows = {r["run"]: r for r in read_csv(sweep / "sweep_report" / "sweep_table.csv")}
+    assert rows["1"]["state"] == "failed" and "trace_patient=5" in rows["1"]["error"]
+    assert rows["0"]["error"] == "" and rows["0"]["point_from"] == "validation"  # no common evaluation asked for
+    assert float(rows["0"]["mean_pain_nrs"]) == float(rows["0"]["val_mean_pain_nrs"]) and rows["1"]["mean_pain_nrs"] == ""
+
+
+def test_the_report_reads_running_and_stale_runs(tmp_path):
+    """States come from status.json: a dead job's old heartbeat is 'stale', a fresh one 'running'."""
+    from experiments.run_folder import RunFolder
+    from experiments.sweep_report import ReportOptions, build_report
+
+    now = time.time()
+    RunFolder(tmp_path / "0", "evaluate", clock=lambda: now).start()
+    RunFolder(tmp_path / "1", "evaluate", clock=lambda: now - 3600).start()
+    report = build_report(ReportOptions(path=tmp_path, out=tmp_path / "report", evaluate=False), log=lambda m: None)
+    assert {r["run"]: r["state"] for r in report["runs"]} == {"0": "running", "1": "stale"}
+
+
+# -- cluster launchers, locally ---------------------------------------------------------------------
+@pytest.mark.plugin
+def test_two_job_sweep_through_the_submitit_local_launcher(tmp_path):
+    need("hydra_submitit_launcher")
+    sweep = tmp_path / "submitit"
+    proc = command("evaluate", "--multirun", "hydra/launcher=painloop_submitit_local", "seed=0,1", *TINY_EVAL,
+                   f"hydra.sweep.dir={sweep}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert states(sweep) == {"0": "finished", "1": "finished"}
+    assert (sweep / ".submitit").is_dir()
+
+
+@pytest.mark.plugin
+@pytest.mark.slow
+def test_two_job_sweep_through_ray_on_a_local_instance(tmp_path):
+    need("hydra_ray_launcher")
+    sweep = tmp_path / "ray"
+    proc = command("evaluate", "--multirun", "hydra/launcher=painloop_ray", "+hydra.launcher.ray.init.num_cpus=2",
+                   "seed=0,1", *TINY_EVAL, f"hydra.sweep.dir={sweep}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert states(sweep) == {"0": "finished", "1": "finished"}
+    assert "_run_job pid=" in proc.stdout + proc.stderr  # the jobs ran as Ray tasks
+
+
+@pytest.mark.plugin
+@pytest.mark.slow
+def test_sigusr2_under_submitit_checkpoints_requeues_and_the_job_completes_its_budget(tmp_path):
+    """Slurm's time-limit warning, with submitit's local executor standing in for Slurm."""
+    need("hydra_submitit_launcher")
+    sweep = tmp_path / "slurm"
+    budget = 40960  # 160 rollouts of 256 steps: long enough to be signalled mid-way
+    args = ["--multirun", "hydra/launcher=painloop_submitit_local", *TINY_TRAIN, f"total_timesteps={budget}",
+            "checkpoint_freq=1024", "eval_freq=20480", f"hydra.sweep.dir={sweep}"]
+    proc = subprocess.Popen([sys.executable, "-m", "experiments.train", *args], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env())
+    run_dir = sweep / "0"
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and not list((run_dir / "checkpoints").glob("ckpt_*_steps.zip")):
+            time.sleep(0.05)
+        st = json.loads((run_dir / "status.json").read_text())
+        assert st["state"] == "running", st
+        os.kill(int(st["pid"]), signal.SIGUSR2)  # the job's own process, as Slurm signals it
+        stdout, stderr = proc.communicate(timeout=600)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, stderr[-3000:]
+    st = json.loads((run_dir / "status.json").read_text())
+    assert st["state"] == "finished" and st["result"]["timesteps"] == budget
+    resumes = json.loads((run_dir / "run.json").read_text())["resumes"]
+    assert len(resumes) == 1 and resumes[0]["submitit"] and 0 < resumes[0]["timesteps"] < budget
+    assert resumes[0]["from_checkpoint"] == f"checkpoints/ckpt_{resumes[0]['timesteps']}_steps.zip"
+    logs = "".join(p.read_text() for p in (sweep / ".submitit").rglob("*.err"))
+    # Training checkpointed and recorded the signal, then handed it to submitit's handler, which requeued.
+    assert "interrupted by SIGUSR2" in logs and "Caught signal SIGUSR2" in logs
+
+
+# -- the training's objectives for Optuna -------------------------------------------------------------
+def test_pain_energy_objective_returns_the_best_models_validation_pain_and_energy(tmp_path):
+    from experiments.sweep_objective import task_value
+
+    (tmp_path / "metrics.csv").write_text(
+        "timesteps,reward_per_day,mean_pain_nrs,stim_energy_j_per_day,best\n"
+        "0,-100,6.0,5.0,1\n256,-90,5.5,7.0,1\n512,-95,5.0,9.0,0\n")
+    assert task_value("pain_energy", tmp_path, -90.0) == [5.5, 7.0]
+    assert task_value("reward", tmp_path, -90.0) == -90.0
+    assert all(math.isnan(v) for v in task_value("pain_energy", tmp_path, math.nan))
+
+
+@pytest.mark.plugin
+def test_multi_objective_optuna_sweep_with_sqlite_storage(tmp_path):
+    need("hydra_optuna_sweeper")
+    sweep = tmp_path / "optuna"
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    proc = command("train", "--multirun", "hydra/sweeper=painloop_optuna_reward", "objective=pain_energy",
+                   "hydra.sweeper.n_trials=2", "hydra.sweeper.n_jobs=1", f"hydra.sweeper.storage={storage}",
+                   *TINY_TRAIN, f"hydra.sweep.dir={sweep}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Number of Pareto solutions" in proc.stdout + proc.stderr
+    import optuna
+
+    study = optuna.load_study(study_name="painloop_reward_weights", storage=storage)
+    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(done) == 2 and all(len(t.values) == 2 and 0 < t.values[0] < 10 for t in done)
+
+
+# -- bad input ----------------------------------------------------------------------------------------
+@pytest.mark.plugin
+@pytest.mark.parametrize(
+    ("module", "override", "expected"),
+    [
+        ("train", "hydra/launcher=nope", ["Could not find 'hydra/launcher/nope'", "painloop_joblib", "submitit_slurm"]),
+        ("train", "hydra/launcher=painloop_nope,painloop_joblib", ["'hydra/launcher/painloop_nope'", "painloop_ray"]),
+        ("evaluate", "hydra/sweeper=nope", ["Could not find 'hydra/sweeper/nope'", "painloop_optuna_reward"]),
+        ("train", "hydra/lancher=basic", ["'hydra/lancher'", "hydra/launcher", "hydra/sweeper"]),
+        ("train", "reward=big", ["Could not find 'reward/big'", "['default']"]),
+        ("evaluate", "cohort=nope", ["Could not find 'cohort/nope'", "validation"]),
+        ("train", "experiment=paretto", ["'experiment/paretto'", "pareto", "did you mean 'pareto'"]),
+    ],
+)
+def test_an_unknown_group_or_option_fails_before_any_job_starts(tmp_path, module, override, expected):
+    need("hydra_joblib_launcher")
+    sweep = tmp_path / "sweep"
+    proc = command(module, "--multirun", "hydra/launcher=painloop_joblib", override, f"hydra.sweep.dir={sweep}",
+                   timeout_s=120)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.stderr.startswith("error: PL-") and "Traceback" not in proc.stderr
+    for phrase in expected:
+        assert phrase in proc.stderr
+    assert not sweep.exists()  # no job started
+
+
+def test_the_report_refuses_a_missing_or_empty_sweep_folder(tmp_path):
+    code = "PL-SWEEP-PATH"
+    missing = command("sweep_report", str(tmp_path / "nope"))
+    assert missing.returncode == 2 and missing.stderr.startswith(f"error: {code}: ")
+    (tmp_path / "empty").mkdir()
+    empty = command("sweep_report", str(tmp_path / "empty"))
+    assert empty.returncode == 2 and "holds no run" in empty.stderr
+    assert empty.stderr.startswith(f"error: {code}: ") and not (tmp_path / "empty" / "sweep_report").exists()
+
+
+def test_the_report_refuses_a_bad_baseline_before_writing(tmp_path):
+    from experiments.run_folder import RunFolder
+
+    RunFolder(tmp_path / "0", "evaluate").start()
+    bad = command("sweep_report", str(tmp_path), "--baselines", "nope")
+    assert bad.returncode == 2 and "PL-CONTROLLER-UNKNOWN" in bad.stderr
+    bad = command("sweep_report", str(tmp_path), "--duties", "1.5")
+    assert bad.returncode == 2 and "PL-CONTROLLER-PARAM" in bad.stderr
+    assert not (tmp_path / "sweep_report").exists()
+
+
+# -- the CI rule for plugin tests -----------------------------------------------------------------------
+def test_a_skipped_plugin_test_fails_when_ci_is_true(tmp_path):
+    import inspect
+
+    import conftest
+
+    (tmp_path / "conftest.py").write_text(
+        "import pytest\n\n" + inspect.getsource(conftest._skip_reason) + "\n\n"
+        + inspect.getsource(conftest.pytest_runtest_makereport))
+    (tmp_path / "test_x.py").write_text(textwrap.dedent("""
+        import pytest
+
+        @pytest.mark.plugin
+        def test_needs_a_plugin():
+            pytest.importorskip("no_such_plugin_anywhere")
+
+        def test_plain_skip():
+            pytest.skip("not a plugin test")
+    """))
+    ini = tmp_path / "pytest.ini"
+    ini.write_text("[pytest]\nmarkers =\n    plugin: needs a plugin\n")
+
+    def run(ci: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)],
+                              cwd=tmp_path, capture_output=True, text=True, env=os.environ | {"CI": ci}, timeout=120)
+
+    on_ci = run("true")
+    assert on_ci.returncode == 1 and "1 failed, 1 skipped" in on_ci.stdout
+    assert "plugin test skipped under CI=true" in on_ci.stdout
+    local = run("false")
+    assert local.returncode == 0 and "2 skipped" in local.stdout
