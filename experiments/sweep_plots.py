@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from agents.atomic_io import save_figure_atomic
 from experiments.sweep_front import front_curve, non_dominated
 
 DPI = 110
@@ -76,5 +77,5 @@ def plot_front(
         ax.legend(fontsize=8, loc="best")
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=DPI)
+    save_figure_atomic(fig, path, dpi=DPI)
     return Path(path)

@@ -52,6 +52,7 @@ from dataclasses import asdict, dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
+from agents.atomic_io import open_atomic
 from experiments.run_folder import report_error, write_json_atomic  # noqa: E402
 from experiments.sweep_front import compare_fronts, distinct_points, non_dominated  # noqa: E402
 from experiments.sweep_runs import METRICS, SweepRun, read_sweep, side_effects_per_day, swept_keys  # noqa: E402
@@ -235,13 +236,11 @@ def write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> Path:
     columns: list[str] = []
     for row in rows:
         columns += [k for k in row if k not in columns]
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", newline="") as fh:
+    with open_atomic(path, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=columns)
         writer.writeheader()
         for row in rows:
             writer.writerow({k: _cell(row.get(k)) for k in columns})
-    os.replace(tmp, path)
     return path
 
 
