@@ -27,6 +27,7 @@ from agents.policy import PatientContext
 from simenv import layout as L
 from simenv.batch import STEP_INFO, EnvSettings, PainStimBatch
 from simenv.cohort import Patient
+from simenv.decision import discrete_amplitudes
 from simenv.errors import PainloopError
 from simenv.params import SECONDS_PER_DAY, SECONDS_PER_HOUR
 from simenv.reward import TERMS, RewardWeights
@@ -287,11 +288,25 @@ def _run_phase(
     modes = [(getattr(pol, "action_mode", "on_off"), getattr(pol, "n_levels", None)) for pol in policies]
     n_decisions = -(-settings.horizon_steps // settings.steps_per_decision)
     record = np.zeros((n_slots, n_decisions)) if actions is not None else None
+    # Discrete controllers map through their slots' action table (constant until a reset) in one compiled
+    # pass that also checks every action; anything else, or an invalid action, takes the general path,
+    # which accepts and refuses exactly the same actions (and names the controller when it refuses).
+    tables = [batch.discrete_table(m, slices[c], k) if m in ("on_off", "levels") else None for c, (m, k) in enumerate(modes)]
     chunk = 0
     while True:
         for c, pol in enumerate(policies):
             sl = slices[c]
-            action = checked_action(specs[c].label, pol.act(obs[sl], _SlicedInfo(info, sl)), modes[c][0], modes[c][1] or settings.n_levels, n_pat, batch.core.amplitude_max_ma[sl])
+            action = pol.act(obs[sl], _SlicedInfo(info, sl))
+            table = tables[c]
+            if (
+                table is not None
+                and type(action) is np.ndarray
+                and action.shape == (n_pat,)
+                and action.dtype.kind in "iuf"
+                and discrete_amplitudes(action, table, amplitudes[sl]) < 0
+            ):
+                continue
+            action = checked_action(specs[c].label, action, modes[c][0], modes[c][1] or settings.n_levels, n_pat, batch.core.amplitude_max_ma[sl])
             if modes[c][0] == "amplitude_ma":  # device configs command amplitudes in mA directly
                 amplitudes[sl] = np.asarray(action, dtype=np.float64).reshape(-1)
             else:

@@ -265,14 +265,8 @@ class PainStimBatch:
         if mode not in ACTION_MODES:
             raise PainloopError("PL-ENV-ARG", f"action_mode='{mode}'; allowed: {list(ACTION_MODES)}.")
         a = a.reshape(-1)
-        levels = n_levels or self.settings.n_levels
-        n_actions = 2 if mode == "on_off" else levels
-        if mode == "on_off":
-            table = self._on_off_ma[slots]
-        elif levels == self.settings.n_levels:
-            table = self._level_ma[slots]
-        else:
-            table = self._levels_table(levels)[slots]
+        table = self.discrete_table(mode, slots, n_levels)
+        n_actions = table.shape[1]
         amps = np.empty(n)
         if a.dtype.kind == "b":
             a = a.astype(np.int64)
@@ -284,6 +278,20 @@ class PainStimBatch:
                 f"allowed: {n} whole numbers in 0..{n_actions - 1}.",
             )
         return amps
+
+    def discrete_table(self, mode: str, slots: slice = slice(None), n_levels: int | None = None) -> np.ndarray:
+        """Amplitude (mA) of each discrete action (``on_off`` or ``levels`` mode) per slot of ``slots``.
+
+        Row ``p``, column ``a`` is what action ``a`` commands in slot ``p``; the
+        table holds until the next reset. ``amplitudes_for`` maps through it, and
+        a caller mapping the same slots at every decision can keep it.
+        """
+        levels = n_levels or self.settings.n_levels
+        if mode == "on_off":
+            return self._on_off_ma[slots]
+        if levels == self.settings.n_levels:
+            return self._level_ma[slots]
+        return self._levels_table(levels)[slots]
 
     def _levels_table(self, levels: int) -> np.ndarray:
         """Amplitude (mA) of each of ``levels`` evenly spaced levels per slot, on each patient's step grid."""
