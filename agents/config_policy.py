@@ -25,29 +25,11 @@ from pathlib import Path
 import numpy as np
 
 from agents.controller_config import HOLD, N_STATES, detector_configs, load_config_dir
-from agents.detector import DetectorConfig, DetectorEngine
+from agents.detector import DetectorEngine, silent_detector
 from agents.policy import BasePolicy, PatientContext
-from simenv import layout as L
 from simenv.errors import PainloopError
 
 AMPLITUDE_MODE = "amplitude_ma"
-
-
-def _silent_detector(like: DetectorConfig) -> DetectorConfig:
-    """A detector that never leaves state 0 (stands in for an absent LD1)."""
-    return DetectorConfig(
-        inputs=(L.FEATURE_NAMES[0],),
-        weight=(0.0,),
-        norm_subtract=(0.0,),
-        norm_multiply=(0.0,),
-        threshold_low=0.0,
-        threshold_high=0.0,
-        fft_interval_ms=like.fft_interval_ms,
-        update_rate_fft_intervals=like.update_rate_fft_intervals,
-        onset_updates=0,
-        termination_updates=0,
-        blank_fft_intervals=0,
-    )
 
 
 class ConfigEngine:
@@ -58,7 +40,7 @@ class ConfigEngine:
         self.n = n
         pairs = [detector_configs(c) for c in configs]
         self.ld0 = DetectorEngine([a for a, _ in pairs], dt_s=dt_s)
-        self.ld1 = DetectorEngine([b if b is not None else _silent_detector(a) for a, b in pairs], dt_s=dt_s)
+        self.ld1 = DetectorEngine([b if b is not None else silent_detector(a.fft_interval_ms, a.update_rate_fft_intervals) for a, b in pairs], dt_s=dt_s)
         self.has_ld1 = np.array([b is not None for _, b in pairs])
         self.table = np.zeros((n, N_STATES))
         self.hold = np.zeros((n, N_STATES), dtype=bool)

@@ -123,6 +123,27 @@ class DetectorConfig:
         return data
 
 
+def silent_detector(
+    fft_interval_ms: int, update_rate_fft_intervals: int, fractional_fixed_point: int = 8
+) -> DetectorConfig:
+    """A detector that never leaves state 0 (zero weight): an absent LD1, or a constant state table."""
+    return DetectorConfig(
+        inputs=(L.FEATURE_NAMES[0],),
+        weight=(0.0,),
+        norm_subtract=(0.0,),
+        norm_multiply=(0.0,),
+        threshold_low=0.0,
+        threshold_high=0.0,
+        fft_interval_ms=fft_interval_ms,
+        update_rate_fft_intervals=update_rate_fft_intervals,
+        onset_updates=0,
+        termination_updates=0,
+        holdoff_updates=0,
+        blank_fft_intervals=0,
+        fractional_fixed_point=fractional_fixed_point,
+    )
+
+
 class DetectorEngine:
     """Run a batch of detectors update by update (one slot per config)."""
 

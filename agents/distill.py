@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from agents.detector import DetectorConfig, DetectorEngine, to_fixed_point
+from agents.detector import DetectorConfig, DetectorEngine, silent_detector, to_fixed_point
 from agents.policy import PatientContext
 from simenv import layout as L
 from simenv.batch import EnvSettings, PainStimBatch
@@ -217,12 +217,7 @@ def fit_patient(
 def constant_candidate(amplitude_ma: float, target: str, dt_s: float, fractional_fixed_point: int) -> tuple:
     """A detector that never leaves state 0 and a state table that always commands ``amplitude_ma``."""
     fft_ms = TARGET_TIMING[target][0]
-    det = DetectorConfig(
-        inputs=(L.FEATURE_NAMES[0],), weight=(0.0,), norm_subtract=(0.0,), norm_multiply=(0.0,),
-        threshold_low=0.0, threshold_high=0.0, onset_updates=0, termination_updates=0, holdoff_updates=0,
-        fft_interval_ms=fft_ms, update_rate_fft_intervals=int(round(1000.0 * dt_s / fft_ms)), blank_fft_intervals=0,
-        fractional_fixed_point=fractional_fixed_point,
-    )
+    det = silent_detector(fft_ms, int(round(1000.0 * dt_s / fft_ms)), fractional_fixed_point)
     return det, [float(amplitude_ma), float(amplitude_ma), None] + [None] * 6
 
 
@@ -453,8 +448,7 @@ def _select_closed_loop(make_source, patients, options, env: EnvSettings, seed: 
     flat = [c for opts in options for c in opts]
     slot_patients = [patients[i] for i in owner]
     extra = (lambda s: contexts_extra(owner[s])) if contexts_extra is not None else None
-    env_dt = env.dt_s
-    ro = rollout(SlotConfigPolicy("candidates", flat, env_dt), slot_patients, env, seed, extra, shadow=make_source())
+    ro = rollout(SlotConfigPolicy("candidates", flat, env.dt_s), slot_patients, env, seed, extra, shadow=make_source())
     scores = []
     for s in range(len(flat)):
         a = decision_agreement(ro.shadow_ma[s, 1:], ro.amplitudes_ma[s, 1:])

@@ -18,18 +18,19 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from experiments import training_folder as tf
 from experiments.run_folder import RUN_FILE, STATUS_FILE, read_status
 
 #: Keys that say how to run, not what: they may differ between a run and its re-run.
 VOLATILE = ("redo", "progress_bar")
 #: What ``experiments.train`` writes into its folder (``experiments.training_folder``), removed by a redo.
-TRAINING_OUTPUTS = ("train_config.json", RUN_FILE, STATUS_FILE, "model.zip", "vecnormalize.pkl",
-                    "best_model.zip", "best_vecnormalize.pkl", "metrics.csv", "validation_trace.png",
-                    "checkpoints", "tb")
+TRAINING_OUTPUTS = (tf.TRAIN_CONFIG, RUN_FILE, STATUS_FILE, tf.MODEL, tf.VECNORMALIZE, tf.BEST_MODEL,
+                    tf.BEST_VECNORMALIZE, tf.METRICS, tf.TRACE_PNG, tf.CHECKPOINTS, tf.TENSORBOARD)
 
 
-def _comparable(config: dict) -> dict:
-    return {k: v for k, v in config.items() if k not in VOLATILE}
+def comparable(config: dict, volatile: tuple[str, ...] = VOLATILE) -> dict:
+    """``config`` without the keys that may change between a run and its re-run."""
+    return {k: v for k, v in config.items() if k not in volatile}
 
 
 def finished_objective(run_dir: Path, config: dict[str, Any]) -> float | None:
@@ -41,7 +42,7 @@ def finished_objective(run_dir: Path, config: dict[str, Any]) -> float | None:
         recorded = json.loads((Path(run_dir) / RUN_FILE).read_text()).get("config")
     except (OSError, json.JSONDecodeError):
         return None
-    if not isinstance(recorded, dict) or _comparable(recorded) != _comparable(config):
+    if not isinstance(recorded, dict) or comparable(recorded) != comparable(config):
         return None
     value = (status.get("result") or {}).get("objective")
     return math.nan if value is None else float(value)

@@ -319,10 +319,6 @@ def _existing_run(run_dir: Path) -> ResumeState | None:
     return ResumeState(run_dir, recorded, state)
 
 
-def _comparable(config: dict) -> dict:
-    return {k: v for k, v in config.items() if k not in VOLATILE}
-
-
 # -- running --------------------------------------------------------------------------------------
 def run(
     cfg: DictConfig | dict,
@@ -355,8 +351,8 @@ def run(
         else:
             existing = _existing_run(run_dir)
             fresh = existing is None
-            if existing is not None and _comparable(existing.recorded["config"]) != _comparable(config):
-                old, new = _comparable(existing.recorded["config"]), _comparable(config)
+            if existing is not None and sweep_rerun.comparable(existing.recorded["config"], VOLATILE) != sweep_rerun.comparable(config, VOLATILE):
+                old, new = (sweep_rerun.comparable(c, VOLATILE) for c in (existing.recorded["config"], config))
                 keys = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
                 raise PainloopError(
                     "PL-RUN-FOLDER",
