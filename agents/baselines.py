@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 
+import numba
 import numpy as np
 
 from agents.detector import DetectorEngine
@@ -26,12 +27,16 @@ from simenv.errors import PainloopError
 class Off(BasePolicy):
     """Never stimulate."""
 
+    reads_observations = False
+
     def act(self, observations: np.ndarray, info: dict) -> np.ndarray:
         return np.zeros(len(observations), dtype=np.int64)
 
 
 class Continuous(BasePolicy):
     """Always stimulate at the on amplitude (today's open-loop standard)."""
+
+    reads_observations = False
 
     def act(self, observations: np.ndarray, info: dict) -> np.ndarray:
         return np.ones(len(observations), dtype=np.int64)
@@ -43,6 +48,8 @@ class Cycling(BasePolicy):
     Durations are rounded to whole decisions of ``dt_s``; with ramps counted as
     on, the delivered duty exceeds on/(on+off) by the ramp-down time.
     """
+
+    reads_observations = False
 
     def __init__(self, name: str, on_s: float = 60.0, off_s: float = 60.0, dt_s: float = 30.0) -> None:
         super().__init__(name)
@@ -74,6 +81,8 @@ class RandomOnOff(BasePolicy):
     pattern, no information. Randomness is the controller's own, seeded per
     patient uid, so two runs with the same seed are identical.
     """
+
+    reads_observations = False
 
     def __init__(self, name: str, duty: float | None = 0.5, mean_on_s: float = 300.0, dt_s: float = 30.0, seed: int = 0) -> None:
         super().__init__(name)
@@ -130,6 +139,7 @@ class Oracle(BasePolicy):
     upper-bound reference and is labelled so everywhere (``uses_latent``).
     """
 
+    reads_observations = False
     uses_latent = True
 
     def __init__(self, name: str, target_duty: float = 0.5) -> None:
@@ -150,12 +160,22 @@ class Oracle(BasePolicy):
         return (self.last_drive > self.threshold).astype(np.int64)
 
 
+@numba.njit(cache=True)
+def _switch_on_states(state, dual, on) -> None:
+    """On in state >= 1; a dual-threshold detector's middle state 1 holds the current decision."""
+    for i in range(state.shape[0]):
+        if not (dual[i] and state[i] == 1):
+            on[i] = state[i] >= 1
+
+
 class Threshold(BasePolicy):
     """The clinic-calibrated detector, in device arithmetic, switching stimulation.
 
     Single threshold: on in detector state 1. Dual threshold (hysteresis): on
     in state 2, off in state 0, HOLD (keep the current action) in state 1.
     """
+
+    reads_observations = False
 
     needs_detector = True
 
@@ -178,9 +198,8 @@ class Threshold(BasePolicy):
         # detector has nothing to update on and stays in state 0.
         measured = np.asarray(info["elapsed_s"]) > 0
         if measured.any():
-            state = self.engine.update(info["features_raw"], mask=measured)
-            hold = self.engine.dual & (state == 1)
-            self.on = np.where(hold, self.on, state >= 1)
+            self.engine.update_in_place(info["features_raw"], mask=measured)
+            _switch_on_states(self.engine.state, self.engine.dual, self.on)
         return self.on.astype(np.int64)
 
     @property

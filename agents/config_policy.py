@@ -95,6 +95,8 @@ class ConfigEngine:
 class ConfigPolicy(BasePolicy):
     """Exported per-patient configs as a controller; each slot's config is found by patient uid."""
 
+    reads_observations = False
+
     action_mode = AMPLITUDE_MODE
 
     def __init__(self, name: str, configs_by_uid: dict[int, dict], dt_s: float = 30.0, source: str = "") -> None:

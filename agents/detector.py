@@ -153,7 +153,6 @@ class DetectorEngine:
         for c in configs:
             c.check_step(dt_s)
         self.index = np.zeros((n, MAX_INPUTS), dtype=np.int64)
-        self._rows = np.arange(n)[:, None]
         self.gain = np.zeros((n, MAX_INPUTS))  # w * m, zero for unused inputs
         self.subtract = np.zeros((n, MAX_INPUTS))
         for i, c in enumerate(configs):
@@ -177,27 +176,44 @@ class DetectorEngine:
         self.pending = np.zeros(n, dtype=np.int64)  # the state they ask for
         self.blank_left = np.zeros(n, dtype=np.int64)
         self.holdoff_left = self.holdoff.copy()
+        #: Detector output of the last update, every slot (overwritten by the next update).
         self.last_score = np.zeros(n)
+        self._all_active = np.ones(n, dtype=bool)
 
     def score(self, features: np.ndarray) -> np.ndarray:
-        """Detector output y for raw band powers of shape (n, N_FEATURES)."""
-        x = features[self._rows, self.index]
-        return np.sum(self.gain * (x - self.subtract), axis=1)
+        """Detector output y for raw band powers of shape (n, N_FEATURES) (no state change)."""
+        y = np.empty(self.n)
+        _scores(features, self.index, self.gain, self.subtract, y)
+        return y
 
     def update(self, features: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
         """One detector update per slot (slots where ``mask`` is False are skipped); returns states."""
-        y = self.score(features)
-        self.last_score = y
-        active = np.ones(self.n, dtype=bool) if mask is None else np.asarray(mask, dtype=bool)
-        _update_states(y, active, self.b0, self.b1, self.dual, self.onset, self.termination, self.blank,
-                       self.state, self.count, self.pending, self.blank_left, self.holdoff_left)
+        self.update_in_place(features, mask)
         return self.state.copy()  # the engine's own array changes at the next update
+
+    def update_in_place(self, features: np.ndarray, mask: np.ndarray | None = None) -> None:
+        """``update`` without the copy: read ``state`` and ``last_score`` before the next update."""
+        active = self._all_active if mask is None else np.asarray(mask, dtype=bool)
+        _update(features, active, self.index, self.gain, self.subtract, self.b0, self.b1, self.dual, self.onset,
+                self.termination, self.blank, self.state, self.count, self.pending, self.blank_left,
+                self.holdoff_left, self.last_score)
 
 
 @numba.njit(cache=True)
-def _update_states(y, active, b0, b1, dual, onset, termination, blank, state, count, pending, blank_left,
-                   holdoff_left) -> None:
-    """The state machine of one update, slot by slot (integer logic; arrays updated in place)."""
+def _scores(features, index, gain, subtract, y) -> None:
+    """y_i = sum_k gain_ik * (x_i[index_ik] - subtract_ik), summed in input order (unused inputs add 0)."""
+    for i in range(y.shape[0]):
+        total = gain[i, 0] * (features[i, index[i, 0]] - subtract[i, 0])  # as NumPy's sum: no 0.0 + first
+        for k in range(1, index.shape[1]):
+            total += gain[i, k] * (features[i, index[i, k]] - subtract[i, k])
+        y[i] = total
+
+
+@numba.njit(cache=True)
+def _update(features, active, index, gain, subtract, b0, b1, dual, onset, termination, blank, state, count,
+            pending, blank_left, holdoff_left, y) -> None:
+    """One update: every slot's score into ``y``, then the state machine of the active slots (in place)."""
+    _scores(features, index, gain, subtract, y)
     for i in range(y.shape[0]):
         if not active[i]:
             continue

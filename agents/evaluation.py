@@ -292,6 +292,7 @@ def _run_phase(
     # pass that also checks every action; anything else, or an invalid action, takes the general path,
     # which accepts and refuses exactly the same actions (and names the controller when it refuses).
     tables = [batch.discrete_table(m, slices[c], k) if m in ("on_off", "levels") else None for c, (m, k) in enumerate(modes)]
+    observe = any(getattr(pol, "reads_observations", True) for pol in policies)
     chunk = 0
     while True:
         for c, pol in enumerate(policies):
@@ -313,7 +314,7 @@ def _run_phase(
                 amplitudes[sl] = batch.amplitudes_for(action, modes[c][0], sl, modes[c][1])
         if record is not None and decisions < n_decisions:
             record[:, decisions] = amplitudes
-        obs, rew, _, truncated = batch.step_arrays(None, amplitudes)
+        obs, rew, _, truncated = batch.step_arrays(None, amplitudes, observe=observe)
         packed = batch.last_info
         _accumulate(sums, term_sums, bursts, was_on, batch.last_terms, packed, _COL["relief_lost_nrs"], rew,
                     batch.core.state)

@@ -62,6 +62,9 @@ class BasePolicy:
     uses_latent: ClassVar[bool] = False
     needs_detector: ClassVar[bool] = False
     action_mode: ClassVar[str] = "on_off"
+    #: False for controllers that decide from ``info`` alone: an evaluation of
+    #: only such controllers skips assembling observations.
+    reads_observations: ClassVar[bool] = True
 
     def __init__(self, name: str) -> None:
         self.name = name

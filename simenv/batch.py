@@ -188,6 +188,7 @@ class PainStimBatch:
         self._horizon_steps = self.settings.horizon_steps  # settings are frozen: computed once
         self._steps_per_decision = self.settings.steps_per_decision
         self._running: int | None = None
+        self._no_observation: np.ndarray | None = None  # step_arrays(observe=False) returns it
         s = self.settings
         self.n = len(patients)
         self.core = BatchedCore(self.n, dt_s=s.dt_s, start_hour=s.start_hour, debug_checks=s.debug_checks)
@@ -374,9 +375,13 @@ class PainStimBatch:
         return obs, reward, terminated, truncated, self.step_info()
 
     def step_arrays(
-        self, actions: np.ndarray | None, amplitudes_ma: np.ndarray | None = None
+        self, actions: np.ndarray | None, amplitudes_ma: np.ndarray | None = None, observe: bool = True
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """``step`` without building the info dict (``step_info()`` builds it on demand).
+
+        ``observe=False`` skips assembling the observation (a caller whose
+        policies read only ``info``, such as an evaluation of baselines): the
+        returned observation is then an array of NaN, shared between calls.
 
         ``amplitudes_ma`` (shape (n_slots,)) replaces ``actions`` when the caller
         has already mapped each slot's action (``amplitudes_for``).
@@ -405,11 +410,16 @@ class PainStimBatch:
         truncated = np.empty(n, dtype=bool)
         packed = np.empty((n, len(STEP_INFO)))
         hour = self._hour = np.empty(n)
-        obs = np.empty((n, self.obs_dim), dtype=np.float32)
+        if observe:
+            obs = np.empty((n, self.obs_dim), dtype=np.float32)
+        else:
+            if self._no_observation is None:
+                self._no_observation = np.full((n, self.obs_dim), np.nan, dtype=np.float32)
+            obs = self._no_observation
         n_truncated = finish_decision(
             core.state, core.outputs, acc, steps_done, report, self._term_scale, self._w, horizon, _STATE_COLS,
             _OUT_COLS, self._capacity_j, core.start_hour, self._history, core.amplitude_max_ma,
-            self.settings.include_self_report, hour, terms, reward, truncated, packed, obs,
+            self.settings.include_self_report, hour, terms, reward, truncated, packed, obs, observe,
         )
         if n_truncated:
             core.check_finite(np.flatnonzero(truncated), when="end of episode")

@@ -146,10 +146,10 @@ def pack_state_info(state, state_cols, capacity_j, hour, packed):
 @numba.njit(cache=True)
 def finish_decision(state, outputs, acc, steps_done, report, term_scale, weights, horizon_steps, state_cols,
                     out_cols, capacity_j, start_hour, history, amplitude_max_ma, include_self_report, hour, terms,
-                    reward, truncated, packed, obs):
+                    reward, truncated, packed, obs, observe):
     """Clock, reward terms and reward, truncation, packed info and observation of a finished decision.
 
-    Returns the number of truncated slots.
+    Returns the number of truncated slots. ``obs`` is left untouched when ``observe`` is false.
 
     Terms are the sums in ``acc`` scaled by ``term_scale``; the first four
     are means over the decision's steps, switching stays a count. The reward
@@ -160,7 +160,8 @@ def finish_decision(state, outputs, acc, steps_done, report, term_scale, weights
     n_truncated = 0
     time_of_day_h(state, start_hour, hour)
     pack_state_info(state, state_cols, capacity_j, hour, packed)
-    observe_into(state, history, amplitude_max_ma, hour, include_self_report, obs)
+    if observe:
+        observe_into(state, history, amplitude_max_ma, hour, include_self_report, obs)
     for p in range(state.shape[0]):
         per = max(steps_done[p], 1.0)
         total = 0.0

@@ -152,3 +152,40 @@ def test_biomarker_value_command_runs_on_a_tiny_grid(tmp_path, capsys):
     rows = (out / "biomarker_value.csv").read_text().splitlines()
     assert len(rows) == 2 and rows[0].startswith("auc,carryover_min")
     assert biomarker_value.main(["--days", "0", "--out", str(out)]) == 2
+
+
+def test_step_without_observation_changes_nothing_but_the_observation():
+    from simenv.batch import PainStimBatch
+
+    a, b = PainStimBatch(PATIENTS, SHORT), PainStimBatch(PATIENTS, SHORT)
+    a.reset(seed=5)
+    b.reset(seed=5)
+    amps = np.array([0.0, 2.0, 0.0, 3.0])
+    for k in range(5):
+        obs_a, rew_a, _, trunc_a = a.step_arrays(None, amps * (k % 2))
+        obs_b, rew_b, _, trunc_b = b.step_arrays(None, amps * (k % 2), observe=False)
+        assert np.isnan(obs_b).all() and obs_b.shape == obs_a.shape
+        assert np.array_equal(rew_a, rew_b) and np.array_equal(trunc_a, trunc_b)
+        assert np.array_equal(a.last_info, b.last_info, equal_nan=True)
+    assert np.array_equal(a.step_arrays(None, amps)[0], b.step_arrays(None, amps)[0])
+
+
+def test_policies_that_read_observations_get_them():
+    """Baselines read only info (the engine skips observations for them); any other policy gets them."""
+    from agents.baselines import Continuous
+
+    seen = []
+
+    class Watcher(Continuous):
+        reads_observations = True
+
+        def act(self, observations, info):
+            seen.append(np.array(observations))
+            return super().act(observations, info)
+
+    class WatcherSpec(ControllerSpec):
+        def build(self, dt_s, seed):
+            return Watcher(self.label)
+
+    evaluate([WatcherSpec("w", "continuous"), ControllerSpec("off", "off")], PATIENTS, EnvSettings(horizon_days=0.05))
+    assert len(seen) > 2 and all(np.isfinite(o).all() for o in seen)
