@@ -166,6 +166,8 @@ class BatchedCore:
         self._amplitude_ceiling_ma = np.zeros(n)  # max plus rounding slack
         self.outputs = np.zeros((n, L.N_OUTPUTS))
         self.features_db = np.zeros((n, L.N_FEATURES))
+        # The kernel's per-slot memo of charge-dependent values (emptied whenever a slot's parameters change).
+        self.charge_memo = np.full((n, 9), np.nan)
         self.noise = NoiseStreams(n)
         self.duty_decays = np.array([_decay(self.dt_s, tau) for tau in L.DUTY_TAUS_S])
         self.patients: list[Patient | None] = [None] * n
@@ -200,6 +202,7 @@ class BatchedCore:
         self.seeds[slot] = seed
         self.episodes[slot] = episode
         self.params[slot] = param_row(prm, self.dt_s, self.start_hour)
+        self.charge_memo[slot] = np.nan
         self.mean_db[slot], self.gain_db_per_nrs[slot] = _biomarker_layout(prm, patient.uid)
         self.amplitude_max_ma[slot] = prm.stimulation.amplitude_max_ma
         self._amplitude_ceiling_ma[slot] = prm.stimulation.amplitude_max_ma + 1e-9
@@ -267,6 +270,7 @@ class BatchedCore:
             self.duty_decays,
             self.outputs,
             self.features_db,
+            self.charge_memo,
         )
         self.noise.advance()
         if self.debug_checks:

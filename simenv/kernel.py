@@ -65,6 +65,23 @@ def dose_response(charge_uc: float, half_uc: float, hill: float) -> float:
     return x / (1.0 + x)
 
 
+@numba.njit(cache=True, inline="always")
+def mild_event_probability(charge_uc: float, q, dt_s: float) -> float:
+    """Probability of a mild side-effect event within one step at this charge per phase.
+
+    The rate rises as a logistic of the charge above its baseline at zero
+    charge, so without charge it is exactly 0 (and not computed).
+    """
+    if charge_uc <= 0.0:
+        return 0.0
+    half = q[L.P_MILD_HALF_UC]
+    slope = q[L.P_MILD_SLOPE_UC]
+    base = 1.0 / (1.0 + math.exp(half / slope))
+    logistic = 1.0 / (1.0 + math.exp(-(charge_uc - half) / slope))
+    mild_rate = q[L.P_MILD_RATE_PER_S] * max(logistic - base, 0.0) / (1.0 - base)
+    return 1.0 - math.exp(-mild_rate * dt_s)
+
+
 @numba.njit(cache=True)
 def seizure_hazard(ramp_ma_per_s: float, half_rate_ma_per_s: float, exponent: float) -> float:
     """Rate dependence of the after-discharge risk, x / (1 + x) with x = (ramp / half rate) ** exponent.
@@ -105,8 +122,11 @@ def step_kernel(
     duty_decays,  # (3,) exp(-dt / tau) for the duty-cycle averages
     out,  # (N, N_OUTPUTS) written
     features_db,  # (N, N_FEATURES) written
+    charge_memo,  # (N, 9) per slot, 3 x (charge per phase uC, dose response, mild-event probability), newest first
 ):
     n = state.shape[0]
+    # Slots usually share the clock: the previous slot's hour is reused when its inputs are the same (same bits).
+    last_start, last_t, hour = math.nan, math.nan, 0.0
     for p in range(n):
         s = state[p]
         q = params[p]
@@ -116,7 +136,9 @@ def step_kernel(
 
         # --- clock ----------------------------------------------------------
         t_s = s[L.S_TIME_S]
-        hour = (q[L.P_START_HOUR] + (t_s + 0.5 * dt_s) / 3600.0) % 24.0
+        if t_s != last_t or q[L.P_START_HOUR] != last_start:
+            last_t, last_start = t_s, q[L.P_START_HOUR]
+            hour = (last_start + (t_s + 0.5 * dt_s) / 3600.0) % 24.0
         awake = is_awake(hour, q[L.P_WAKE_H], q[L.P_SLEEP_H])
 
         # --- amplitude ramp: slew at most ramp * dt toward the target ---------
@@ -166,7 +188,26 @@ def step_kernel(
 
         # --- tolerance and relief (first-order, asymmetric time constants) ----
         charge_uc = a_mean * q[L.P_PULSE_WIDTH_US] * 1e-3
-        effect = dose_response(charge_uc, q[L.P_HALF_CHARGE_UC], q[L.P_HILL])
+        # The dose response and the mild-event probability depend on the charge and the slot's constants only.
+        # On/off control repeats three charges (the step of a switch on, steady on, the step of a switch off),
+        # so each slot keeps its last three distinct charges with both values, newest first: a hit returns the
+        # very values the computation gives. The core empties a slot's memo (NaN) when its parameters change.
+        m = charge_memo[p]
+        if charge_uc <= 0.0:
+            effect, p_mild = 0.0, 0.0
+        elif charge_uc == m[0]:
+            effect, p_mild = m[1], m[2]
+        elif charge_uc == m[3]:
+            effect, p_mild = m[4], m[5]
+        elif charge_uc == m[6]:
+            effect, p_mild = m[7], m[8]
+        else:
+            effect = dose_response(charge_uc, q[L.P_HALF_CHARGE_UC], q[L.P_HILL])
+            p_mild = mild_event_probability(charge_uc, q, dt_s)
+            for c in range(3):
+                m[6 + c] = m[3 + c]
+                m[3 + c] = m[c]
+            m[0], m[1], m[2] = charge_uc, effect, p_mild
         tol = s[L.S_TOLERANCE]
         tol_target = q[L.P_TOL_MAX] * effect
         k = q[L.P_TOL_BUILD_DECAY] if tol_target > tol else q[L.P_TOL_RECOVER_DECAY]
@@ -225,16 +266,7 @@ def step_kernel(
         stim_j = q[L.P_POWER_W_PER_MA2] * a_sq_mean * dt_s
         drawn_j = stim_j / q[L.P_EFFICIENCY] + q[L.P_OVERHEAD_W] * dt_s
 
-        # --- side effects ----------------------------------------------------
-        # Without charge the logistic equals its baseline: no mild events (exactly 0, so skipped).
-        p_mild = 0.0
-        if charge_uc > 0.0:
-            half = q[L.P_MILD_HALF_UC]
-            slope = q[L.P_MILD_SLOPE_UC]
-            base = 1.0 / (1.0 + math.exp(half / slope))
-            logistic = 1.0 / (1.0 + math.exp(-(charge_uc - half) / slope))
-            mild_rate = q[L.P_MILD_RATE_PER_S] * max(logistic - base, 0.0) / (1.0 - base)
-            p_mild = 1.0 - math.exp(-mild_rate * dt_s)
+        # --- side effects (p_mild: with the dose response above) ---------------
         p_seizure = 0.0
         step_ma = abs(a1 - a0)
         if step_ma > 0.0:
@@ -309,4 +341,5 @@ def warm_up() -> None:
         np.ones(3),
         np.zeros((n, L.N_OUTPUTS)),
         np.zeros((n, L.N_FEATURES)),
+        np.full((n, 9), np.nan),
     )
