@@ -23,6 +23,7 @@ import numpy as np
 from agents.action_check import checked_action
 from agents.clinic import ClinicRecord, fit_detector, record_calibration_period
 from agents.controllers import ControllerSpec
+from agents.evaluation_pool import evaluate_in_processes, resolve_jobs
 from agents.policy import PatientContext
 from simenv import layout as L
 from simenv.batch import STEP_INFO, EnvSettings, PainStimBatch
@@ -155,6 +156,7 @@ def evaluate(
     progress: Callable[[int, int], None] | None = None,
     extra_specs: Sequence[ControllerSpec] = (),
     record_actions: bool = False,
+    jobs: int = 1,
 ) -> EvaluationResult:
     """Run ``specs`` on ``patients`` for ``settings.horizon_days`` with common random numbers.
 
@@ -165,24 +167,28 @@ def evaluate(
     A policy whose ``action_mode`` is ``"amplitude_ma"`` returns amplitudes in
     mA, used as they are; one with a ``configure_core(core, slots)`` method is
     given the simulator core after its reset (device configs set ramp rates).
+    ``jobs`` > 1 (or -1: every usable core) splits the patients over that many
+    worker processes (``agents.evaluation_pool``), with results identical to
+    one process; 1, the default, runs here.
     """
-    _check_specs(specs)
-    wanted = {s.label: s for s in specs}
-    pool = {s.label: s for s in extra_specs} | wanted
-    hidden: dict[str, ControllerSpec] = {}
-    offs = [s.label for s in wanted.values() if s.kind == "off"]
-    off_label = offs[0] if offs else "__off__"  # responders need the off run
-    if not offs:
-        hidden[off_label] = ControllerSpec(off_label, "off")
-    for s in wanted.values():
-        m = s.match
-        if m is not None and m not in wanted:
-            if m not in pool:
-                raise PainloopError(
-                    "PL-CONTROLLER-MATCH",
-                    f"controller '{s.label}' matches '{m}', which is not a controller entry; available: {sorted(pool)}.",
-                )
-            hidden[m] = pool[m]
+    wanted, hidden, off_label = _controllers_to_run(specs, extra_specs)
+    n_jobs = resolve_jobs(jobs, len(patients))
+    if n_jobs > 1:
+        return evaluate_in_processes(
+            n_jobs,
+            patients,
+            trace_patient,
+            progress,
+            {
+                "specs": specs,
+                "settings": settings,
+                "reward": reward,
+                "seed": seed,
+                "trace_days": trace_days,
+                "extra_specs": extra_specs,
+                "record_actions": record_actions,
+            },
+        )
     phase1 = [s for s in wanted.values() if s.match is None] + [s for s in hidden.values() if s.label not in wanted]
     phase2 = [s for s in wanted.values() if s.match is not None]
 
@@ -244,6 +250,33 @@ def evaluate(
         detectors={k: v for k, v in detectors.items() if k in wanted},
         actions={k: v for k, v in actions.items() if k in wanted},
     )
+
+
+def _controllers_to_run(
+    specs: Sequence[ControllerSpec], extra_specs: Sequence[ControllerSpec]
+) -> tuple[dict[str, ControllerSpec], dict[str, ControllerSpec], str]:
+    """The asked-for controllers by label, the hidden ones they need (``off``, matched ones), and ``off``'s label.
+
+    Checked before any work starts (and before any worker process is asked to), so bad entries fail at once.
+    """
+    _check_specs(specs)
+    wanted = {s.label: s for s in specs}
+    pool = {s.label: s for s in extra_specs} | wanted
+    hidden: dict[str, ControllerSpec] = {}
+    offs = [s.label for s in wanted.values() if s.kind == "off"]
+    off_label = offs[0] if offs else "__off__"  # responders need the off run
+    if not offs:
+        hidden[off_label] = ControllerSpec(off_label, "off")
+    for s in wanted.values():
+        m = s.match
+        if m is not None and m not in wanted:
+            if m not in pool:
+                raise PainloopError(
+                    "PL-CONTROLLER-MATCH",
+                    f"controller '{s.label}' matches '{m}', which is not a controller entry; available: {sorted(pool)}.",
+                )
+            hidden[m] = pool[m]
+    return wanted, hidden, off_label
 
 
 def _clinic_records(specs, patients, dt_s, seed) -> dict:

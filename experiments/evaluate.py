@@ -40,6 +40,7 @@ import hydra  # noqa: E402
 import yaml  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
+from agents.evaluation_pool import resolve_jobs  # noqa: E402
 from experiments import hydra_schema  # noqa: E402
 from experiments.run_folder import RunFolder, RunInterrupted, fail_run, report_error, stop  # noqa: E402
 from experiments.sweep_rerun import finished_objective  # noqa: E402
@@ -187,6 +188,7 @@ class Plan:
     cohort: str
     cohort_seed: int
     n_patients: int
+    jobs: int = 1
 
 
 def make_plan(cfg: DictConfig, conf_dir: Path = CONTROLLER_DIR) -> Plan:
@@ -231,8 +233,9 @@ def make_plan(cfg: DictConfig, conf_dir: Path = CONTROLLER_DIR) -> Plan:
             s.detector_settings()
         if s.needs_detector or s.kind == "oracle":
             s.clinic_settings()
+    jobs = resolve_jobs(cfg.get("jobs", 1), len(patients))
     return Plan(specs, extra, patients, settings, reward, seed, reference, int(trace_patient), preset.name,
-                preset.seed, len(patients))
+                preset.seed, len(patients), jobs)
 
 
 # -- running -----------------------------------------------------------------------------------
@@ -311,7 +314,8 @@ def _evaluate_and_write(plan: Plan, folder: RunFolder, run_dir: Path, show_progr
         f"{len(labels)} controllers x {plan.n_patients} patients of cohort '{plan.cohort}', "
         f"{plan.settings.horizon_days:g} day(s), seed {plan.seed}"
     )
-    print(f"painloop evaluate: {title}; run folder {run_dir}", flush=True)
+    processes = f"; {plan.jobs} processes" if plan.jobs > 1 else ""
+    print(f"painloop evaluate: {title}{processes}; run folder {run_dir}", flush=True)
     bar = tqdm(total=None, unit="step", unit_scale=True, desc="calibrating and simulating",
                disable=None if show_progress is None else not show_progress, file=sys.stderr)
 
@@ -331,6 +335,7 @@ def _evaluate_and_write(plan: Plan, folder: RunFolder, run_dir: Path, show_progr
             trace_patient=plan.trace_patient,
             progress=progress,
             extra_specs=plan.extra_specs,
+            jobs=plan.jobs,
         )
     finally:
         bar.close()

@@ -64,6 +64,7 @@ class EvaluateConfig:
     initial_state: str = MISSING
     reward: RewardConfig = field(default_factory=RewardConfig)  # type: ignore[valid-type]
     trace_patient: int = MISSING
+    jobs: int = 1  # worker processes (patients split between them; identical results); -1 = every usable core
     redo: bool = False  # evaluate again into a folder that holds a finished run (experiments.sweep_rerun)
 
 #: Config groups of the evaluate command: key -> folder of options.

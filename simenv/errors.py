@@ -21,6 +21,18 @@ class PainloopError(ValueError):
         self.detail = message
         super().__init__(f"{code}: {message}")
 
+    def __reduce__(self):
+        # Pickled with its code, message and attributes (a subclass's too), so it crosses process
+        # boundaries (a parallel evaluation's workers) intact; the default would call cls(message).
+        return (_restore_error, (type(self), self.code, self.detail, dict(self.__dict__)))
+
+
+def _restore_error(cls: type, code: str, message: str, state: dict) -> PainloopError:
+    error = cls.__new__(cls)
+    PainloopError.__init__(error, code, message)
+    error.__dict__.update(state)
+    return error
+
 
 class UnsafeStimulationError(PainloopError):
     """A stimulation setting breaks a charge-density or Shannon limit."""
