@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import pickle
 import queue as queue_module
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ProcessPoolExecutor, wait
@@ -91,6 +92,14 @@ def evaluate_in_processes(
     reward, seed, ...). ``trace_patient`` is an index into ``patients``; the
     group that holds it records the trace.
     """
+    try:  # the workers get everything by pickle: a controller built from a local function cannot go
+        pickle.dumps(kwargs)
+    except (pickle.PicklingError, AttributeError, TypeError) as exc:
+        raise PainloopError(
+            "PL-EVAL-JOBS",
+            f"jobs={n_jobs}: a controller cannot be sent to a worker process ({exc}); "
+            "allowed: controllers given by name, run:<dir> or config:<dir>, or jobs=1 for any Python object.",
+        ) from None
     groups = patient_groups(len(patients), n_jobs)
     executor, progress_queue = _pool(len(groups))
     _CALLS[0] += 1

@@ -111,3 +111,12 @@ def test_painloop_errors_survive_pickling_with_code_message_and_attributes():
 
 def test_jobs_is_a_how_to_run_key_ignored_when_a_rerun_checks_for_a_finished_run():
     assert comparable({"seed": 1, "jobs": 2}) == comparable({"seed": 1}) == comparable({"seed": 1, "jobs": 1})
+
+
+def test_a_controller_that_cannot_reach_a_worker_is_refused_before_any_work():
+    from agents.baselines import Continuous
+
+    local = ControllerSpec("mine", "policy", factory=lambda: Continuous("mine"))
+    with pytest.raises(PainloopError, match="jobs=1 for any Python object") as err:
+        evaluate([ControllerSpec("off", "off"), local], PATIENTS[:2], SHORT, jobs=2)
+    assert err.value.code == "PL-EVAL-JOBS"
