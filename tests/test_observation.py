@@ -264,8 +264,10 @@ def test_biomarkers_run_evaluates_and_exports(biomarkers_run, tmp_path):
     import test_evaluate as tv
     import test_export_cli as te
 
-    tv.run_in_process(tmp_path / "eval", f"controllers=[off,ppo=run:{biomarkers_run}]", "cohort=test",
-                      "cohort.n_patients=2", "horizon_days=0.1")
+    from experiments.evaluate import precheck
+
+    tv.run_in_process(tmp_path / "eval", *precheck([f"controllers=[off,ppo=run:{biomarkers_run}]", "cohort=test",
+                                                    "cohort.n_patients=2", "horizon_days=0.1", "reference=off"]))
     rows = {r["controller"]: r for r in tv.read_csv(tmp_path / "eval" / "metrics.csv")}
     assert set(rows) == {"off", "ppo"}
 
