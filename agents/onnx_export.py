@@ -5,8 +5,9 @@
 VecNormalize's transform ((obs - mean) / sqrt(var + eps), clipped) -> the
 actor's feature extractor and layers -> the action head -> argmax
 (discrete actions) or the mean clipped to the action space (continuous).
-The graph takes the *raw* observation (``simenv.batch.observation_names``)
-and returns the action SB3's ``predict(deterministic=True)`` returns; the
+The graph takes the policy's own *raw* observation (``RLPolicy.observation_names``,
+recorded in the graph's metadata: the full observation, or only the band powers for a
+policy trained with ``observation=biomarkers``) and returns the action SB3's ``predict(deterministic=True)`` returns; the
 caller holds it for the policy's decision interval.
 
 Needs the optional extra ``onnx`` (onnx, onnxruntime).
@@ -14,6 +15,7 @@ Needs the optional extra ``onnx`` (onnx, onnxruntime).
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +41,12 @@ def _module(policy):
         raise PainloopError("PL-EXPORT-SOURCE", "ONNX export of a gSDE policy is not supported; allowed: PPO, A2C, DQN.")
     space = model.action_space
     n_obs = int(np.prod(model.observation_space.shape))
+    if n_obs != len(policy.observation_names):
+        raise PainloopError(
+            "PL-EXPORT-SOURCE", f"the model takes {n_obs} observation entries but its run records "
+            f"{len(policy.observation_names)} ({policy.observation_names[:3]}...); allowed: a run folder whose "
+            "train_config.json matches its model."
+        )
     mean = torch.zeros(n_obs) if policy.obs_mean is None else torch.as_tensor(policy.obs_mean, dtype=torch.float32)
     scale = torch.ones(n_obs) if policy.obs_scale is None else torch.as_tensor(policy.obs_scale, dtype=torch.float32)
     clip = float(policy.clip_obs) if policy.obs_mean is not None else float("inf")
@@ -109,7 +117,9 @@ def export_onnx(policy, path: str | Path) -> Path:
         "painloop.format": "painloop.policy-onnx/v1",
         "action_mode": policy.action_mode,
         "steps_per_decision": str(policy.steps_per_decision),
-        "observation": "raw painloop observation (simenv.batch.observation_names); normalisation is inside",
+        "observation": f"raw painloop observation, {policy.env_settings['observation']} "
+        "(observation_names, in order); normalisation is inside",
+        "observation_names": json.dumps(policy.observation_names),
     }
     for k, v in meta.items():
         entry = graph.metadata_props.add()
@@ -119,7 +129,7 @@ def export_onnx(policy, path: str | Path) -> Path:
 
 
 def onnx_actions(path: str | Path, observations: np.ndarray) -> np.ndarray:
-    """Actions of the exported graph under onnxruntime, for raw observations of shape (n, n_obs)."""
+    """Actions of the exported graph under onnxruntime, for the policy's own raw observations (n, n_obs)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -130,7 +140,7 @@ def onnx_actions(path: str | Path, observations: np.ndarray) -> np.ndarray:
 
 
 def sb3_actions(policy, observations: np.ndarray) -> np.ndarray:
-    """SB3's deterministic actions for the same raw observations (through the policy's normalisation)."""
+    """SB3's deterministic actions for raw observations (through the policy's column choice and normalisation)."""
     action, _ = policy.model.predict(policy.normalise(observations), deterministic=True)
     return np.asarray(action)
 
@@ -158,8 +168,12 @@ def record_observations(policy, patients, settings, seed: int, n: int) -> np.nda
 
 
 def check_onnx(policy, path: str | Path, observations: np.ndarray) -> dict:
-    """Compare the graph's actions with SB3's on ``observations``; returns counts and the largest difference."""
-    a = onnx_actions(path, observations)
+    """Compare the graph's actions with SB3's on ``observations``; returns counts and the largest difference.
+
+    ``observations`` are what the simulator gave the policy (``record_observations``: the full
+    observation); the graph gets the policy's own columns of them, SB3 the same through ``normalise``.
+    """
+    a = onnx_actions(path, policy.own_observation(observations))
     b = sb3_actions(policy, observations)
     a = a.reshape(b.shape)
     if np.issubdtype(b.dtype, np.integer):

@@ -2,8 +2,10 @@
 
 ``load_run_policy(run_dir)`` reads a training run folder (``train_config.json``,
 ``best_model.zip`` or ``model.zip`` and the matching ``VecNormalize``
-statistics) and returns an ``RLPolicy``: it normalises observations exactly
-as during training, holds each action for the training decision interval,
+statistics) and returns an ``RLPolicy``: it takes the evaluation's
+(default, ``full``) observation, keeps the columns its own observation has
+(``simenv.batch.observation_names``; a ``biomarkers`` policy reads only the band
+powers), normalises them exactly as during training, holds each action for the training decision interval,
 keeps recurrent state per slot, and returns actions in its own action mode.
 Every comparison, plot and export then treats it like any baseline.
 """
@@ -19,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from agents.policy import BasePolicy, PatientContext
+from simenv.batch import EnvSettings, observation_names, with_added_settings
 from simenv.core import PHYSICS_VERSION
 from simenv.errors import PainloopError
 
@@ -32,6 +35,8 @@ ALGORITHMS: dict[str, tuple[str, str]] = {
     "RecurrentPPO": ("sb3_contrib", "RecurrentPPO"),
 }
 OBSERVATION_SETTINGS = ("dt_s", "feature_history", "include_self_report")
+#: The training settings that decide which columns the policy's observation has.
+_OBSERVATION_SHAPE = ("feature_history", "include_self_report", "observation")
 
 
 class RLPolicy(BasePolicy):
@@ -58,8 +63,16 @@ class RLPolicy(BasePolicy):
         self.action_mode = action_mode  # instance attribute: each run has its own
         self.n_levels = int(env_settings.get("n_levels", 6))
         self.steps_per_decision = max(int(steps_per_decision), 1)
-        self.env_settings = env_settings
+        self.env_settings = env_settings = with_added_settings(env_settings)
         self.recurrent = recurrent
+        own = EnvSettings(**{k: env_settings[k] for k in _OBSERVATION_SHAPE if k in env_settings})
+        #: The entries of the observation the model was trained on, in order (an ONNX graph's input).
+        self.observation_names: list[str] = observation_names(own)
+        full = observation_names(EnvSettings(feature_history=own.feature_history,
+                                             include_self_report=own.include_self_report))
+        self._n_full = len(full)
+        # A biomarkers policy's columns in the full observation evaluation and export build.
+        self._columns = None if own.observation == "full" else np.array([full.index(n) for n in self.observation_names])
 
     def check_settings(self, settings: Any) -> None:
         """Refuse an evaluation whose observations differ from the training ones."""
@@ -72,6 +85,14 @@ class RLPolicy(BasePolicy):
                     f"policy '{self.name}' was trained with {key}={trained!r} but the evaluation uses "
                     f"{key}={used!r}; allowed: the training value (set {key}={trained!r}).",
                 )
+        missing = [n for n in self.observation_names if n not in observation_names(settings)]
+        if missing:
+            raise PainloopError(
+                "PL-RUN-SETTINGS",
+                f"policy '{self.name}' reads {missing} but the evaluation's observation "
+                f"(observation={settings.observation!r}) lacks them; allowed: observation='full' (the default), "
+                "which holds every entry.",
+            )
 
     def reset(self, patients: list[PatientContext]) -> None:
         super().reset(patients)
@@ -80,9 +101,29 @@ class RLPolicy(BasePolicy):
         self._episode_start = np.ones(self.n, dtype=bool)
         self._last = None
 
-    def normalise(self, observations: np.ndarray) -> np.ndarray:
-        """Observations as the model saw them in training (VecNormalize's transform)."""
+    def own_observation(self, observations: np.ndarray) -> np.ndarray:
+        """The policy's own columns (``observation_names``) of a batch of observations, shape (n, n_own).
+
+        ``observations`` is either already the policy's own observation or the
+        full one of the same feature history and self-report settings (what
+        evaluation, distillation and export build); the columns are picked by name.
+        """
         obs = np.asarray(observations, dtype=np.float32)
+        width = obs.shape[-1] if obs.ndim else 0
+        if self._columns is None or width == len(self.observation_names):
+            return obs
+        if width != self._n_full:
+            raise PainloopError(
+                "PL-RUN-SETTINGS",
+                f"policy '{self.name}' got observations of {width} entries; allowed: its own "
+                f"{len(self.observation_names)} ({self.env_settings['observation']}) or the full observation's "
+                f"{self._n_full}.",
+            )
+        return obs[..., self._columns]
+
+    def normalise(self, observations: np.ndarray) -> np.ndarray:
+        """Observations as the model saw them in training: own columns, then VecNormalize's transform."""
+        obs = self.own_observation(observations)
         if self.obs_mean is None:
             return obs
         return np.clip((obs - self.obs_mean) * self.obs_scale, -self.clip_obs, self.clip_obs).astype(np.float32)

@@ -20,6 +20,7 @@ from typing import Any
 
 from experiments import training_folder as tf
 from experiments.run_folder import RUN_FILE, STATUS_FILE, read_status
+from simenv.batch import with_added_settings
 
 #: Keys that say how to run, not what: they may differ between a run and its re-run
 #: (``jobs`` splits an evaluation over processes with identical results).
@@ -30,8 +31,16 @@ TRAINING_OUTPUTS = (tf.TRAIN_CONFIG, RUN_FILE, STATUS_FILE, tf.MODEL, tf.VECNORM
 
 
 def comparable(config: dict, volatile: tuple[str, ...] = VOLATILE) -> dict:
-    """``config`` without the keys that may change between a run and its re-run."""
-    return {k: v for k, v in config.items() if k not in volatile}
+    """``config`` without the keys that may change between a run and its re-run.
+
+    A training config recorded before an env setting existed (``env.observation``) is
+    given the value it ran with (``simenv.batch.SETTINGS_ADDED_LATER``), so it still
+    compares equal to the same training asked for today.
+    """
+    out = {k: v for k, v in config.items() if k not in volatile}
+    if isinstance(out.get("env"), dict):
+        out["env"] = with_added_settings(out["env"])
+    return out
 
 
 def finished_objective(run_dir: Path, config: dict[str, Any]) -> float | None:

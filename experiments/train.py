@@ -78,7 +78,7 @@ EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
 #: Settings that shape the policy's observation or action: a fine-tuned model keeps its source's.
 POLICY_SHAPING = ("action_mode", "dt_s", "decision_interval_s", "n_levels", "feature_history",
-                  "include_self_report", "calibration_days")
+                  "include_self_report", "calibration_days", "observation")
 #: Keys that may differ between a run and its resumption.
 VOLATILE = ("resume", "progress_bar", "objective", "redo")
 
@@ -189,9 +189,11 @@ def _finetune_source(config: dict, agent: str, algo: Algorithm, settings: Any) -
             f"finetune_from='{run}' holds a {source['algo_class']} model (agent '{source['agent']}') but agent "
             f"'{agent}' is {algo.algo_class}; allowed: agent={source['agent']} (the default with finetune_from).",
         )
+    from simenv.batch import with_added_settings
+
     used = dataclasses.asdict(settings)
-    differ = {k: (source["env_settings"].get(k), used[k]) for k in POLICY_SHAPING
-              if source["env_settings"].get(k) != used[k]}
+    recorded = with_added_settings(source["env_settings"])  # a run from before env.observation: 'full'
+    differ = {k: (recorded.get(k), used[k]) for k in POLICY_SHAPING if recorded.get(k) != used[k]}
     if differ:
         text = ", ".join(f"env.{k}={new!r} (trained with {old!r})" for k, (old, new) in differ.items())
         raise PainloopError(

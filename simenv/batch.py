@@ -34,6 +34,13 @@ from simenv.params import SECONDS_PER_DAY
 from simenv.reward import ENERGY_UNIT_W, TERMS, RewardWeights
 
 ACTION_MODES = ("on_off", "levels", "continuous")
+#: ``full``: band powers, stimulation state, time since switch, duty cycles, clock (DESIGN.md).
+#: ``biomarkers``: only what an implant's detector can read (band powers and their lags), so
+#: that a policy trained on it can be distilled into a band-power detector (docs/export.md).
+OBSERVATIONS = ("full", "biomarkers")
+#: Settings added after run folders were first written, with the value a record that lacks
+#: them meant (what the simulator did before the setting existed).
+SETTINGS_ADDED_LATER: dict[str, object] = {"observation": "full"}
 
 # Output columns summed over a decision: the five reward terms' raw sums, then
 # drawn energy, stimulation energy, mild and seizure events.
@@ -104,6 +111,7 @@ class EnvSettings:
     calibration_days: float = DEFAULT_CALIBRATION_DAYS
     start_hour: float = 0.0
     debug_checks: bool = False
+    observation: str = "full"
 
     def __post_init__(self) -> None:
         def bad(name: str, allowed: str) -> PainloopError:
@@ -111,6 +119,8 @@ class EnvSettings:
 
         if self.action_mode not in ACTION_MODES:
             raise bad("action_mode", str(list(ACTION_MODES)))
+        if self.observation not in OBSERVATIONS:
+            raise bad("observation", str(list(OBSERVATIONS)))
         if self.initial_state not in INITIAL_STATES:
             raise bad("initial_state", str(list(INITIAL_STATES)))
         if not isinstance(self.dt_s, (int, float)) or not 5.0 <= self.dt_s <= 600.0:
@@ -143,20 +153,30 @@ class EnvSettings:
         return int(round(self.horizon_days * SECONDS_PER_DAY / self.dt_s))
 
 
+def with_added_settings(recorded: dict) -> dict:
+    """A recorded settings mapping with ``SETTINGS_ADDED_LATER`` filled in where it lacks them.
+
+    A run folder written before a setting existed ran with the behaviour that
+    setting's recorded default names, so it stays loadable and comparable.
+    """
+    return {**SETTINGS_ADDED_LATER, **recorded}
+
+
 def observation_names(settings: EnvSettings) -> list[str]:
-    """Names of the observation vector's entries, in order."""
+    """Names of the observation vector's entries, in order (``settings.observation`` selects them)."""
     names = [f"{f}_norm" for f in L.FEATURE_NAMES]
     for lag in range(1, settings.feature_history + 1):
         names += [f"{f}_norm_lag{lag}" for f in L.FEATURE_NAMES]
-    names += [
-        "amplitude_fraction",
-        "log1p_hours_since_switch",
-        "duty_30min",
-        "duty_24h",
-        "duty_7d",
-        "time_of_day_sin",
-        "time_of_day_cos",
-    ]
+    if settings.observation == "full":
+        names += [
+            "amplitude_fraction",
+            "log1p_hours_since_switch",
+            "duty_30min",
+            "duty_24h",
+            "duty_7d",
+            "time_of_day_sin",
+            "time_of_day_cos",
+        ]
     if settings.include_self_report:
         names += ["last_report_tenths", "report_age_days_capped"]
     return names
@@ -200,6 +220,7 @@ class PainStimBatch:
         self.norm_mean = np.zeros((self.n, L.N_FEATURES))
         self.norm_scale = np.ones((self.n, L.N_FEATURES))  # 1 / SD
         self.obs_names = observation_names(s)
+        self._full = s.observation == "full"
         self.obs_dim = len(self.obs_names)
         self._history = np.zeros((self.n, s.feature_history + 1, L.N_FEATURES))
         self.seed_value = 0
@@ -223,9 +244,12 @@ class PainStimBatch:
         low = np.full(self.obs_dim, -np.inf, dtype=np.float32)
         high = np.full(self.obs_dim, np.inf, dtype=np.float32)
         start = L.N_FEATURES * (self.settings.feature_history + 1)
-        # amplitude fraction, log1p hours, three duties, sin, cos, [report, age]
-        bounded_low = [0.0, 0.0, 0.0, 0.0, 0.0, -1.0, -1.0]
-        bounded_high = [1.0, np.inf, 1.0, 1.0, 1.0, 1.0, 1.0]
+        # [amplitude fraction, log1p hours, three duties, sin, cos,] [report, age]
+        bounded_low: list[float] = []
+        bounded_high: list[float] = []
+        if self.settings.observation == "full":
+            bounded_low += [0.0, 0.0, 0.0, 0.0, 0.0, -1.0, -1.0]
+            bounded_high += [1.0, np.inf, 1.0, 1.0, 1.0, 1.0, 1.0]
         if self.settings.include_self_report:
             bounded_low += [0.0, 0.0]
             bounded_high += [1.0, 1.0]
@@ -419,7 +443,7 @@ class PainStimBatch:
         n_truncated = finish_decision(
             core.state, core.outputs, acc, steps_done, report, self._term_scale, self._w, horizon, _STATE_COLS,
             _OUT_COLS, self._capacity_j, core.start_hour, self._history, core.amplitude_max_ma,
-            self.settings.include_self_report, hour, terms, reward, truncated, packed, obs, observe,
+            self.settings.include_self_report, hour, terms, reward, truncated, packed, obs, observe, self._full,
         )
         if n_truncated:
             core.check_finite(np.flatnonzero(truncated), when="end of episode")
@@ -434,7 +458,7 @@ class PainStimBatch:
             hour = self.core.time_of_day_h()
         obs = np.empty((self.n, self.obs_dim), dtype=np.float32)
         observe_into(self.core.state, self._history, self.core.amplitude_max_ma, hour,
-                     self.settings.include_self_report, obs)
+                     self.settings.include_self_report, self._full, obs)
         return obs
 
     # ------------------------------------------------------------- info

@@ -89,8 +89,12 @@ def time_of_day_h(state, start_hour, hour):
 
 
 @numba.njit(cache=True)
-def observe_into(state, history, amplitude_max_ma, hour, include_self_report, obs):
-    """The observation (float32): feature history, stimulation state, duty cycles, clock [, last report]."""
+def observe_into(state, history, amplitude_max_ma, hour, include_self_report, full, obs):
+    """The observation (float32): feature history [, stimulation state, duty cycles, clock] [, last report].
+
+    ``full`` false leaves out the stimulation state, duty cycles and clock
+    (``EnvSettings.observation == "biomarkers"``): what a band-power detector can see.
+    """
     n_hist = history.shape[1] * L.N_FEATURES
     # Slots usually share the clock: the sine and cosine of the previous slot's hour are reused (same bits).
     last_hour, sin_h, cos_h = math.nan, 0.0, 1.0
@@ -101,25 +105,27 @@ def observe_into(state, history, amplitude_max_ma, hour, include_self_report, ob
             for j in range(L.N_FEATURES):
                 obs[p, k] = history[p, h, j]
                 k += 1
-        if hour[p] != last_hour:
-            last_hour = hour[p]
-            angle = _TWO_PI_OVER_24 * last_hour
-            sin_h, cos_h = math.sin(angle), math.cos(angle)
-        obs[p, n_hist] = s[L.S_AMPLITUDE_MA] / amplitude_max_ma[p]
-        obs[p, n_hist + 1] = math.log1p(s[L.S_SINCE_SWITCH_S] / SECONDS_PER_HOUR)
-        obs[p, n_hist + 2] = s[L.S_DUTY_30MIN]
-        obs[p, n_hist + 3] = s[L.S_DUTY_24H]
-        obs[p, n_hist + 4] = s[L.S_DUTY_7D]
-        obs[p, n_hist + 5] = sin_h
-        obs[p, n_hist + 6] = cos_h
+        if full:
+            if hour[p] != last_hour:
+                last_hour = hour[p]
+                angle = _TWO_PI_OVER_24 * last_hour
+                sin_h, cos_h = math.sin(angle), math.cos(angle)
+            obs[p, n_hist] = s[L.S_AMPLITUDE_MA] / amplitude_max_ma[p]
+            obs[p, n_hist + 1] = math.log1p(s[L.S_SINCE_SWITCH_S] / SECONDS_PER_HOUR)
+            obs[p, n_hist + 2] = s[L.S_DUTY_30MIN]
+            obs[p, n_hist + 3] = s[L.S_DUTY_24H]
+            obs[p, n_hist + 4] = s[L.S_DUTY_7D]
+            obs[p, n_hist + 5] = sin_h
+            obs[p, n_hist + 6] = cos_h
+            k = n_hist + 7
         if include_self_report:
             last = s[L.S_LAST_REPORT_NRS]
             if math.isnan(last):
-                obs[p, n_hist + 7] = 0.0
-                obs[p, n_hist + 8] = 1.0
+                obs[p, k] = 0.0
+                obs[p, k + 1] = 1.0
             else:
-                obs[p, n_hist + 7] = last / 10.0
-                obs[p, n_hist + 8] = min(s[L.S_REPORT_AGE_S] / SECONDS_PER_DAY, 1.0)
+                obs[p, k] = last / 10.0
+                obs[p, k + 1] = min(s[L.S_REPORT_AGE_S] / SECONDS_PER_DAY, 1.0)
 
 
 @numba.njit(cache=True)
@@ -146,10 +152,11 @@ def pack_state_info(state, state_cols, capacity_j, hour, packed):
 @numba.njit(cache=True)
 def finish_decision(state, outputs, acc, steps_done, report, term_scale, weights, horizon_steps, state_cols,
                     out_cols, capacity_j, start_hour, history, amplitude_max_ma, include_self_report, hour, terms,
-                    reward, truncated, packed, obs, observe):
+                    reward, truncated, packed, obs, observe, full):
     """Clock, reward terms and reward, truncation, packed info and observation of a finished decision.
 
-    Returns the number of truncated slots. ``obs`` is left untouched when ``observe`` is false.
+    Returns the number of truncated slots. ``obs`` is left untouched when ``observe`` is false;
+    ``full`` is ``observe_into``'s (false: band powers [and last report] only).
 
     Terms are the sums in ``acc`` scaled by ``term_scale``; the first four
     are means over the decision's steps, switching stays a count. The reward
@@ -161,7 +168,7 @@ def finish_decision(state, outputs, acc, steps_done, report, term_scale, weights
     time_of_day_h(state, start_hour, hour)
     pack_state_info(state, state_cols, capacity_j, hour, packed)
     if observe:
-        observe_into(state, history, amplitude_max_ma, hour, include_self_report, obs)
+        observe_into(state, history, amplitude_max_ma, hour, include_self_report, full, obs)
     for p in range(state.shape[0]):
         per = max(steps_done[p], 1.0)
         total = 0.0

@@ -50,7 +50,8 @@ class PainStimEnv(gym.Env):
 
     Observations: normalised band powers, stimulation state, time since the
     last switch, recent duty cycles, time of day (and optionally the last
-    self-report); never the latent pain, which ``info`` carries instead.
+    self-report); with ``observation="biomarkers"`` only the band powers (and
+    their lags, and the report); never the latent pain, which ``info`` carries instead.
     Episodes end by truncation after ``horizon_days``.
     """
 
