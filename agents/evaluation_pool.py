@@ -133,8 +133,7 @@ def evaluate_in_processes(
             completed, pending = wait(pending, timeout=0.25, return_when=FIRST_EXCEPTION)
             drain()
             for f in completed:
-                if f.exception() is not None:
-                    raise f.exception()
+                f.result()  # re-raises a worker's error at once; the finally below stops the others
         drain()
         results = [f.result() for f in futures]
         finished = True

@@ -430,7 +430,7 @@ def run_evaluation(args: argparse.Namespace) -> dict:
     """
     from agents.controllers import ControllerSpec
     from agents.evaluation import evaluate
-    from agents.evaluation_pool import resolve_jobs, usable_cores
+    from agents.evaluation_pool import resolve_jobs
     from simenv import EnvSettings, load_preset
 
     n, days = (4, 1.0) if args.quick else (100, 28.0)
@@ -473,7 +473,6 @@ def run_evaluation(args: argparse.Namespace) -> dict:
         out["evaluation_parallel"]["speedup_paired"] = statistics.median(
             one / many for one, many in zip(walls[1], walls[jobs], strict=True)
         )
-    out["usable_cores"] = usable_cores()
     return out
 
 
