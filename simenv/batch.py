@@ -19,15 +19,16 @@ import numpy as np
 from gymnasium import spaces
 
 from simenv import layout as L
+from simenv.biomarkers import ARTIFACT_MASK, SLEEP_PROFILE, SUPPRESSION_MASK
 from simenv.calibration import DEFAULT_CALIBRATION_DAYS, normalisation_for
 from simenv.cohort import Patient
 from simenv.core import INITIAL_STATES, BatchedCore
 from simenv.decision import (
-    after_sim_step,
     discrete_amplitudes,
     finish_decision,
     observe_into,
     pack_state_info,
+    simulate_steps,
 )
 from simenv.errors import PainloopError
 from simenv.params import SECONDS_PER_DAY
@@ -209,6 +210,12 @@ class PainStimBatch:
         self._steps_per_decision = self.settings.steps_per_decision
         self._running: int | None = None
         self._no_observation: np.ndarray | None = None  # step_arrays(observe=False) returns it
+        # A decision's sums (emptied again by finish_decision) and clock: work arrays, reused.
+        self._acc = np.zeros((len(patients), len(_ACC_COLS)))
+        self._steps_done = np.zeros(len(patients))
+        self._report = np.full(len(patients), np.nan)
+        self._hour_buffer = np.empty(len(patients))
+        self._own_table: np.ndarray | None = None  # set at each reset (_refresh_slot_constants)
         s = self.settings
         self.n = len(patients)
         self.core = BatchedCore(self.n, dt_s=s.dt_s, start_hour=s.start_hour, debug_checks=s.debug_checks)
@@ -273,11 +280,10 @@ class PainStimBatch:
         ``PL-ACTION-INVALID``: never a silent clip.
         """
         mode = mode or self.settings.action_mode
-        amax = self.core.amplitude_max_ma[slots]
-        n = amax.shape[0]
-        a = np.asarray(actions)
         if mode == "continuous":
-            a = np.asarray(a, dtype=np.float64).reshape(-1)
+            amax = self.core.amplitude_max_ma[slots]
+            n = amax.shape[0]
+            a = np.asarray(actions, dtype=np.float64).reshape(-1)
             if a.shape != (n,) or not np.all(np.isfinite(a)) or np.any(np.abs(a) > 1.0 + 1e-6):
                 raise PainloopError(
                     "PL-ACTION-INVALID",
@@ -289,14 +295,17 @@ class PainStimBatch:
             return np.minimum(amps, amax)
         if mode not in ACTION_MODES:
             raise PainloopError("PL-ENV-ARG", f"action_mode='{mode}'; allowed: {list(ACTION_MODES)}.")
-        a = a.reshape(-1)
-        table = self.discrete_table(mode, slots, n_levels)
-        n_actions = table.shape[1]
+        return self._discrete_amplitudes(actions, self.discrete_table(mode, slots, n_levels), mode)
+
+    def _discrete_amplitudes(self, actions: np.ndarray, table_ma: np.ndarray, mode: str) -> np.ndarray:
+        """``table_ma[p, actions[p]]`` per slot; an action that is not a whole number in range raises."""
+        a = np.asarray(actions).reshape(-1)
+        n, n_actions = table_ma.shape
         amps = np.empty(n)
         if a.dtype.kind == "b":
             a = a.astype(np.int64)
         # Integers or whole-number floats in 0..n_actions-1 (NaN fails); one compiled pass maps and checks.
-        if a.shape != (n,) or a.dtype.kind not in "iuf" or discrete_amplitudes(a, table, amps) >= 0:
+        if a.shape != (n,) or a.dtype.kind not in "iuf" or discrete_amplitudes(a, table_ma, amps) >= 0:
             raise PainloopError(
                 "PL-ACTION-INVALID",
                 f"{mode} actions {np.asarray(actions).ravel()[:8]!r} (shape {np.shape(actions)}); "
@@ -334,6 +343,9 @@ class PainStimBatch:
         levels = amax[:, None] * np.linspace(0.0, 1.0, k)[None, :]
         self._level_ma = np.minimum(np.round(levels / self._amp_step[:, None]) * self._amp_step[:, None], amax[:, None])
         self._on_off_ma = np.stack([np.zeros(len(pats)), self._on_ma], axis=1)
+        # What this environment's own (discrete) actions command, per slot: step_arrays maps through it.
+        mode = self.settings.action_mode
+        self._own_table = None if mode == "continuous" else self.discrete_table(mode)
         self._capacity_j = np.array([p.params.battery.capacity_j for p in pats])
         self._uids = np.array([p.uid for p in pats], dtype=np.int64)
         self._indices = np.array([p.index for p in pats], dtype=np.int64)
@@ -385,6 +397,10 @@ class PainStimBatch:
         # Before the first step the device has no band power yet: the history
         # starts at the calibration mean (normalised 0).
         self._history[idx] = 0.0
+        # Empty already, unless an error interrupted a decision.
+        self._acc[idx] = 0.0
+        self._steps_done[idx] = 0.0
+        self._report[idx] = np.nan
         self._hour = None  # the clock of the reset slots changed
         self._running = None  # slots inside their episode: recounted at the next step
 
@@ -410,30 +426,22 @@ class PainStimBatch:
         ``amplitudes_ma`` (shape (n_slots,)) replaces ``actions`` when the caller
         has already mapped each slot's action (``amplitudes_for``).
         """
-        target = self.amplitudes_for(actions) if amplitudes_ma is None else amplitudes_ma
         core = self.core
+        if amplitudes_ma is not None:
+            target = core.check_amplitudes(amplitudes_ma)
+        elif self._own_table is not None:
+            target = self._discrete_amplitudes(actions, self._own_table, self.settings.action_mode)
+        else:
+            target = self.amplitudes_for(actions)
         horizon = self._horizon_steps
         n = self.n
-        acc = np.zeros((n, len(_ACC_COLS)))
-        steps_done = np.zeros(n)
-        report = np.full(n, np.nan)
-        running = self._running
-        if running is None:
-            running = int(np.count_nonzero(core.state[:, L.S_STEPS] < horizon))
-        for _ in range(self._steps_per_decision):
-            if running == 0:
-                break
-            out = core.step(target)
-            running = after_sim_step(
-                core.state, out, core.features_db, self.norm_mean, self.norm_scale, self._history, horizon,
-                _ACC_COLS, acc, steps_done, report,
-            )
-        self._running = running
+        acc, steps_done, report = self._acc, self._steps_done, self._report
+        self._simulate_decision(target, acc, steps_done, report)
         terms = np.empty((n, len(TERMS)))
         reward = np.empty(n)
         truncated = np.empty(n, dtype=bool)
         packed = np.empty((n, len(STEP_INFO)))
-        hour = self._hour = np.empty(n)
+        hour = self._hour = self._hour_buffer
         if observe:
             obs = np.empty((n, self.obs_dim), dtype=np.float32)
         else:
@@ -450,6 +458,37 @@ class PainStimBatch:
         self.last_info = packed
         self.last_terms = terms
         return obs, reward, np.zeros(n, dtype=bool), truncated
+
+    def _simulate_decision(self, target: np.ndarray, acc: np.ndarray, steps_done: np.ndarray, report: np.ndarray) -> None:
+        """Run the decision's simulator steps at ``target`` (mA), booking them into ``acc``, ``steps_done``, ``report``.
+
+        One compiled call runs every step the noise chunks hold; the streams
+        are advanced (and refilled) between calls. With ``debug_checks`` each
+        step is its own call, followed by the finite-state check.
+        """
+        core = self.core
+        noise = core.noise
+        horizon = self._horizon_steps
+        running = self._running
+        if running is None:
+            running = int(np.count_nonzero(core.state[:, L.S_STEPS] < horizon))
+        remaining = self._steps_per_decision
+        while remaining and running:
+            n_steps = 1 if core.debug_checks else min(remaining, noise.steps_left)
+            taken, running = simulate_steps(
+                target, core.amplitude_ceiling_ma, core.state, core.ar_db, core.params, core.mean_db,
+                core.gain_db_per_nrs, SLEEP_PROFILE, SUPPRESSION_MASK, ARTIFACT_MASK, noise.drawn_normals,
+                noise.drawn_uniforms, noise.leader, noise.chunk_start, noise.clock, core.dt_s, core.duty_decays, core.outputs,
+                core.features_db, core.charge_memo, n_steps, self.norm_mean, self.norm_scale, self._history,
+                horizon, _ACC_COLS, acc, steps_done, report, running,
+            )
+            if taken < 0:
+                core.check_amplitudes(target)  # raises, naming the slot and the limit
+            noise.advance(taken)
+            if core.debug_checks:
+                core.check_finite(range(core.n_slots), when="step")
+            remaining -= taken
+        self._running = running
 
     # ------------------------------------------------------------- observation
     def observe(self, hour: np.ndarray | None = None) -> np.ndarray:

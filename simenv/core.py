@@ -163,7 +163,7 @@ class BatchedCore:
         self.mean_db = np.zeros((n, L.N_FEATURES))
         self.gain_db_per_nrs = np.zeros((n, L.N_FEATURES))
         self.amplitude_max_ma = np.zeros(n)
-        self._amplitude_ceiling_ma = np.zeros(n)  # max plus rounding slack
+        self.amplitude_ceiling_ma = np.zeros(n)  # max plus rounding slack: the safety check's limit
         self.outputs = np.zeros((n, L.N_OUTPUTS))
         self.features_db = np.zeros((n, L.N_FEATURES))
         # The kernel's per-slot memo of charge-dependent values (emptied whenever a slot's parameters change).
@@ -205,7 +205,7 @@ class BatchedCore:
         self.charge_memo[slot] = np.nan
         self.mean_db[slot], self.gain_db_per_nrs[slot] = _biomarker_layout(prm, patient.uid)
         self.amplitude_max_ma[slot] = prm.stimulation.amplitude_max_ma
-        self._amplitude_ceiling_ma[slot] = prm.stimulation.amplitude_max_ma + 1e-9
+        self.amplitude_ceiling_ma[slot] = prm.stimulation.amplitude_max_ma + 1e-9
         s = self.state[slot]
         s[:] = 0.0
         s[L.S_X_FAST] = prm.pain.fast_sd_nrs * z[L.N_FAST]
@@ -228,7 +228,7 @@ class BatchedCore:
             )
         # One vectorised test on the hot path (NaN fails both comparisons);
         # the diagnosis below runs only when something is wrong.
-        if amplitudes_safe(target, self._amplitude_ceiling_ma):
+        if amplitudes_safe(target, self.amplitude_ceiling_ma):
             return target
         invalid = ~np.isfinite(target) | (target < 0.0)
         if invalid.any():
@@ -237,7 +237,7 @@ class BatchedCore:
                 "PL-ACTION-INVALID",
                 f"amplitude {target[bad]!r} mA requested for slot {bad}; allowed: finite values >= 0 mA.",
             )
-        bad = int(np.flatnonzero(target > self._amplitude_ceiling_ma)[0])
+        bad = int(np.flatnonzero(target > self.amplitude_ceiling_ma)[0])
         raise UnsafeStimulationError(
             "PL-SAFETY-AMPLITUDE",
             f"amplitude {target[bad]:g} mA requested for slot {bad} exceeds its safe ceiling "
@@ -265,7 +265,8 @@ class BatchedCore:
             self.noise.drawn_normals,
             self.noise.drawn_uniforms,
             self.noise.leader,
-            self.noise.position,
+            self.noise.chunk_start,
+            self.noise.clock,
             self.dt_s,
             self.duty_decays,
             self.outputs,

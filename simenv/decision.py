@@ -20,6 +20,7 @@ import numba
 import numpy as np
 
 from simenv import layout as L
+from simenv.kernel import step_kernel
 from simenv.params import SECONDS_PER_DAY, SECONDS_PER_HOUR, SECONDS_PER_YEAR
 
 _TWO_PI_OVER_24 = 2.0 * np.pi / 24.0
@@ -79,6 +80,34 @@ def after_sim_step(state, outputs, features_db, norm_mean, norm_scale, history, 
         if steps < horizon_steps:
             running += 1
     return running
+
+
+@numba.njit(cache=True)
+def simulate_steps(target_ma, ceiling_ma, state, ar_db, params, mean_db, gain_db_per_nrs, sleep_profile,
+                   suppression_mask, artifact_mask, normals, uniforms, noise_row, noise_chunk_start, noise_clock, dt_s, duty_decays,
+                   outputs, features_db, charge_memo, n_steps, norm_mean, norm_scale, history, horizon_steps,
+                   acc_cols, acc, steps_done, report, running):
+    """Up to ``n_steps`` simulator steps at ``target_ma``, each booked by ``after_sim_step``.
+
+    Stops early once no slot is inside its episode (``running`` is 0). The
+    noise streams are not moved: step ``k`` of the run reads the columns of
+    ``noise_clock + k`` and the caller advances the streams by the steps taken,
+    so ``n_steps`` must not exceed the streams' ``steps_left``. Returns (steps taken, slots still
+    running); steps taken is -1, with nothing simulated, if an amplitude is
+    outside [0, its ceiling] (the caller diagnoses it). One compiled call per
+    decision replaces a Python loop of kernel, noise and booking calls.
+    """
+    if not amplitudes_safe(target_ma, ceiling_ma):
+        return -1, running
+    taken = 0
+    while taken < n_steps and running > 0:
+        step_kernel(target_ma, state, ar_db, params, mean_db, gain_db_per_nrs, sleep_profile, suppression_mask,
+                    artifact_mask, normals, uniforms, noise_row, noise_chunk_start, noise_clock + taken, dt_s, duty_decays, outputs,
+                    features_db, charge_memo)
+        running = after_sim_step(state, outputs, features_db, norm_mean, norm_scale, history, horizon_steps,
+                                 acc_cols, acc, steps_done, report)
+        taken += 1
+    return taken, running
 
 
 @numba.njit(cache=True)
@@ -156,7 +185,8 @@ def finish_decision(state, outputs, acc, steps_done, report, term_scale, weights
     """Clock, reward terms and reward, truncation, packed info and observation of a finished decision.
 
     Returns the number of truncated slots. ``obs`` is left untouched when ``observe`` is false;
-    ``full`` is ``observe_into``'s (false: band powers [and last report] only).
+    ``full`` is ``observe_into``'s (false: band powers [and last report] only). The decision's
+    sums (``acc``, ``steps_done``, ``report``) are emptied for the next decision.
 
     Terms are the sums in ``acc`` scaled by ``term_scale``; the first four
     are means over the decision's steps, switching stays a count. The reward
@@ -188,4 +218,8 @@ def finish_decision(state, outputs, acc, steps_done, report, term_scale, weights
         for c in range(4):
             packed[p, j + c] = acc[p, n_terms + c]
         packed[p, j + 4] = report[p]
+        for c in range(acc.shape[1]):
+            acc[p, c] = 0.0
+        steps_done[p] = 0.0
+        report[p] = math.nan
     return n_truncated

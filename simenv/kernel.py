@@ -117,7 +117,8 @@ def step_kernel(
     normals,  # (N, C, N_NORMALS) pre-drawn standard normals
     uniforms,  # (N, C, N_UNIFORMS) pre-drawn uniforms
     noise_row,  # (N,) int64 buffer row each patient reads (patients sharing a stream share a row)
-    position,  # (N,) int64 step within the buffer for this step
+    noise_chunk_start,  # (N,) int64 step counter when each patient's buffer chunk began
+    noise_clock,  # step counter of this step: the patient reads column noise_clock - noise_chunk_start
     dt_s,
     duty_decays,  # (3,) exp(-dt / tau) for the duty-cycle averages
     out,  # (N, N_OUTPUTS) written
@@ -130,8 +131,9 @@ def step_kernel(
     for p in range(n):
         s = state[p]
         q = params[p]
-        z = normals[noise_row[p], position[p]]
-        u = uniforms[noise_row[p], position[p]]
+        column = noise_clock - noise_chunk_start[p]
+        z = normals[noise_row[p], column]
+        u = uniforms[noise_row[p], column]
         o = out[p]
 
         # --- clock ----------------------------------------------------------
@@ -337,6 +339,7 @@ def warm_up() -> None:
         np.full((n, 1, L.N_UNIFORMS), 0.5),
         np.zeros(n, dtype=np.int64),
         np.zeros(n, dtype=np.int64),
+        0,
         30.0,
         np.ones(3),
         np.zeros((n, L.N_OUTPUTS)),

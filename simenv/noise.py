@@ -50,6 +50,11 @@ class NoiseStreams:
     ``advance()`` moves every slot one step on and refills the chunks that
     ran out.
 
+    Positions are kept as one step counter for the whole batch (``clock``)
+    minus the counter's value when each slot's chunk began (``chunk_start``):
+    every slot moves at every step, so advancing is one integer addition,
+    and the kernel reads ``clock - chunk_start[p]``.
+
     Slots started together with the same (seed, uid, episode) key, such as
     one patient under several controllers in a paired evaluation, share one
     stream: the leader slot draws into its row and its followers read that
@@ -63,7 +68,8 @@ class NoiseStreams:
         c = self.chunk_steps
         self.drawn_normals = np.zeros((n_slots, c, L.N_NORMALS))
         self.drawn_uniforms = np.zeros((n_slots, c, L.N_UNIFORMS))
-        self.position = np.zeros(n_slots, dtype=np.int64)
+        self.clock = 0
+        self.chunk_start = np.zeros(n_slots, dtype=np.int64)
         self.leader = np.arange(n_slots)  # slot whose stream (buffer row) each slot reads
         # Row views made once: a refill touches every slot, and building views costs more than drawing a few.
         self._rows_normal = list(self.drawn_normals)
@@ -100,8 +106,8 @@ class NoiseStreams:
                 self._gen_normal[slot] = gn if slot == lead else None
                 self._gen_uniform[slot] = gu if slot == lead else None
             self._draw(lead)
-            self.position[[slots[k] for k in members]] = 0
-        self._steps_left = int(self.chunk_steps - self.position.max())
+            self.chunk_start[[slots[k] for k in members]] = self.clock
+        self._steps_left = self._steps_to_first_exhaustion()
         return initial_n, initial_u
 
     def _detach_followers_of(self, restarting: set[int]) -> None:
@@ -133,15 +139,34 @@ class NoiseStreams:
         """Each slot's chunk of uniforms, shape (n_slots, chunk_steps, N_UNIFORMS) (a copy, for inspection)."""
         return self.drawn_uniforms[self.leader]
 
-    def advance(self) -> None:
-        """Move every slot to its next step's draws, refilling exhausted chunks."""
-        self.position += 1
-        self._steps_left -= 1
+    @property
+    def position(self) -> np.ndarray:
+        """Each slot's step within its chunk, shape (n_slots,) (a new array)."""
+        return self.clock - self.chunk_start
+
+    @property
+    def steps_left(self) -> int:
+        """Steps every slot can take before a chunk runs out (``advance`` refills then)."""
+        return self._steps_left
+
+    def advance(self, steps: int = 1) -> None:
+        """Move every slot ``steps`` steps on (at most ``steps_left``), refilling exhausted chunks.
+
+        A compiled run of several steps inside one chunk reads ``clock + k``
+        at its step ``k`` and advances the streams once, after the run.
+        """
+        if not 0 < steps <= self._steps_left:
+            raise ValueError(f"advance({steps}): allowed 1 to steps_left={self._steps_left}")
+        self.clock += steps
+        self._steps_left -= steps
         if self._steps_left > 0:
             return
         exhausted = np.flatnonzero(self.position >= self.chunk_steps)
         # Followers share their leader's position, so their leader is refilled here too.
         for slot in exhausted[self.leader[exhausted] == exhausted].tolist():
             self._draw(slot)
-        self.position[exhausted] = 0
-        self._steps_left = int(self.chunk_steps - self.position.max())
+        self.chunk_start[exhausted] = self.clock
+        self._steps_left = self._steps_to_first_exhaustion()
+
+    def _steps_to_first_exhaustion(self) -> int:
+        return int(self.chunk_steps - (self.clock - self.chunk_start.min()))
