@@ -30,6 +30,7 @@ from simenv.batch import STEP_INFO, EnvSettings, PainStimBatch
 from simenv.cohort import Patient
 from simenv.decision import discrete_amplitudes
 from simenv.errors import PainloopError
+from simenv.numba_cache import forget_when_changed
 from simenv.params import SECONDS_PER_DAY, SECONDS_PER_HOUR
 from simenv.reward import TERMS, RewardWeights
 
@@ -136,6 +137,9 @@ def _accumulate(sums, term_sums, bursts, was_on, terms, packed, relief_lost_col,
         if on and not was_on[p]:
             bursts[p] += 1.0
         was_on[p] = on
+
+
+forget_when_changed(__name__, depends_on=("simenv.layout",))
 
 
 def _check_specs(specs: Sequence[ControllerSpec]) -> None:

@@ -21,6 +21,7 @@ import numpy as np
 
 from simenv import layout as L
 from simenv.kernel import step_kernel
+from simenv.numba_cache import forget_when_changed
 from simenv.params import SECONDS_PER_DAY, SECONDS_PER_HOUR, SECONDS_PER_YEAR
 
 _TWO_PI_OVER_24 = 2.0 * np.pi / 24.0
@@ -223,3 +224,6 @@ def finish_decision(state, outputs, acc, steps_done, report, term_scale, weights
         steps_done[p] = 0.0
         report[p] = math.nan
     return n_truncated
+
+
+forget_when_changed(__name__, depends_on=("simenv.layout", "simenv.params", "simenv.kernel"))

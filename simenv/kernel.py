@@ -19,6 +19,7 @@ import numba
 import numpy as np
 
 from simenv import layout as L
+from simenv.numba_cache import forget_when_changed
 
 _SQRT_EPS = 1e-300
 
@@ -346,3 +347,6 @@ def warm_up() -> None:
         np.zeros((n, L.N_FEATURES)),
         np.full((n, 9), np.nan),
     )
+
+
+forget_when_changed(__name__, depends_on=("simenv.layout",))
