@@ -459,8 +459,10 @@ class PainStimBatch:
         self.last_terms = terms
         return obs, reward, np.zeros(n, dtype=bool), truncated
 
-    def _simulate_decision(self, target: np.ndarray, acc: np.ndarray, steps_done: np.ndarray, report: np.ndarray) -> None:
-        """Run the decision's simulator steps at ``target`` (mA), booking them into ``acc``, ``steps_done``, ``report``.
+    def _simulate_decision(
+        self, target: np.ndarray, acc: np.ndarray, steps_done: np.ndarray, report: np.ndarray
+    ) -> None:
+        """Run the decision's simulator steps at ``target`` (mA), booked into ``acc``, ``steps_done``, ``report``.
 
         One compiled call runs every step the noise chunks hold; the streams
         are advanced (and refilled) between calls. With ``debug_checks`` each
@@ -478,9 +480,9 @@ class PainStimBatch:
             taken, running = simulate_steps(
                 target, core.amplitude_ceiling_ma, core.state, core.ar_db, core.params, core.mean_db,
                 core.gain_db_per_nrs, SLEEP_PROFILE, SUPPRESSION_MASK, ARTIFACT_MASK, noise.drawn_normals,
-                noise.drawn_uniforms, noise.leader, noise.chunk_start, noise.clock, core.dt_s, core.duty_decays, core.outputs,
-                core.features_db, core.charge_memo, n_steps, self.norm_mean, self.norm_scale, self._history,
-                horizon, _ACC_COLS, acc, steps_done, report, running,
+                noise.drawn_uniforms, noise.leader, noise.chunk_start, noise.clock, core.dt_s, core.duty_decays,
+                core.outputs, core.features_db, core.charge_memo, n_steps, self.norm_mean, self.norm_scale,
+                self._history, horizon, _ACC_COLS, acc, steps_done, report, running,
             )
             if taken < 0:
                 core.check_amplitudes(target)  # raises, naming the slot and the limit

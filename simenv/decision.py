@@ -85,16 +85,16 @@ def after_sim_step(state, outputs, features_db, norm_mean, norm_scale, history, 
 
 @numba.njit(cache=True)
 def simulate_steps(target_ma, ceiling_ma, state, ar_db, params, mean_db, gain_db_per_nrs, sleep_profile,
-                   suppression_mask, artifact_mask, normals, uniforms, noise_row, noise_chunk_start, noise_clock, dt_s, duty_decays,
-                   outputs, features_db, charge_memo, n_steps, norm_mean, norm_scale, history, horizon_steps,
-                   acc_cols, acc, steps_done, report, running):
+                   suppression_mask, artifact_mask, normals, uniforms, noise_row, noise_chunk_start, noise_clock,
+                   dt_s, duty_decays, outputs, features_db, charge_memo, n_steps, norm_mean, norm_scale, history,
+                   horizon_steps, acc_cols, acc, steps_done, report, running):
     """Up to ``n_steps`` simulator steps at ``target_ma``, each booked by ``after_sim_step``.
 
     Stops early once no slot is inside its episode (``running`` is 0). The
     noise streams are not moved: step ``k`` of the run reads the columns of
     ``noise_clock + k`` and the caller advances the streams by the steps taken,
-    so ``n_steps`` must not exceed the streams' ``steps_left``. Returns (steps taken, slots still
-    running); steps taken is -1, with nothing simulated, if an amplitude is
+    so ``n_steps`` must not exceed the streams' ``steps_left``. Returns (steps
+    taken, slots still running); steps taken is -1, with nothing simulated, if an amplitude is
     outside [0, its ceiling] (the caller diagnoses it). One compiled call per
     decision replaces a Python loop of kernel, noise and booking calls.
     """
@@ -103,8 +103,8 @@ def simulate_steps(target_ma, ceiling_ma, state, ar_db, params, mean_db, gain_db
     taken = 0
     while taken < n_steps and running > 0:
         step_kernel(target_ma, state, ar_db, params, mean_db, gain_db_per_nrs, sleep_profile, suppression_mask,
-                    artifact_mask, normals, uniforms, noise_row, noise_chunk_start, noise_clock + taken, dt_s, duty_decays, outputs,
-                    features_db, charge_memo)
+                    artifact_mask, normals, uniforms, noise_row, noise_chunk_start, noise_clock + taken, dt_s,
+                    duty_decays, outputs, features_db, charge_memo)
         running = after_sim_step(state, outputs, features_db, norm_mean, norm_scale, history, horizon_steps,
                                  acc_cols, acc, steps_done, report)
         taken += 1

@@ -10,11 +10,13 @@ import gymnasium as gym
 import numpy as np
 import pytest
 from conftest import ENV_ID, default_patients, run_core
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import simenv.calibration
 import simenv.cohort
 from simenv import layout as L
-from simenv.batch import EnvSettings, PainStimBatch
+from simenv.batch import STEP_INFO, EnvSettings, PainStimBatch
 from simenv.cohort import load_preset, stable_uid
 from simenv.core import BatchedCore
 from simenv.noise import NoiseStreams
@@ -297,3 +299,49 @@ def test_followers_keep_their_stream_when_the_leader_restarts():
         if t == 10:
             shared.start(0, SEED, 99, 1)  # the leader starts another patient's episode
     assert shared.leader[0] == 0 and shared.leader[1] == shared.leader[2] != 0
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    chunk=st.integers(1, 12),
+    steps_per_decision=st.integers(1, 9),
+    debug_checks=st.booleans(),
+)
+def test_decisions_give_the_same_trajectory_whatever_the_noise_chunks(chunk, steps_per_decision, debug_checks):
+    """A decision runs its steps in one compiled call per noise chunk: cut anywhere, same results.
+
+    The reference takes one 30 s step per decision with default chunks and
+    holds each action for ``steps_per_decision`` steps; the batch under test
+    takes the same actions as decisions of ``steps_per_decision`` steps over
+    chunks of ``chunk`` steps, so refills fall inside decisions. The horizon
+    (31 steps) is no multiple of most decision lengths, so the last decision
+    is cut short too.
+    """
+    patients = default_patients(2)
+    horizon_days = 31 * 30.0 / 86_400
+    reference = PainStimBatch(patients, EnvSettings(horizon_days=horizon_days))
+    tested = PainStimBatch(
+        patients,
+        EnvSettings(
+            horizon_days=horizon_days, decision_interval_s=30.0 * steps_per_decision, debug_checks=debug_checks
+        ),
+    )
+    tested.core.noise = NoiseStreams(2, chunk_steps=chunk)
+    reference.reset(seed=SEED)
+    tested.reset(seed=SEED)
+    rng = np.random.default_rng(chunk * 100 + steps_per_decision)
+    truncated = np.zeros(2, dtype=bool)
+    energy = np.zeros(2)
+    while not truncated.all():
+        action = rng.integers(0, 2, size=2)
+        obs, _, _, truncated = tested.step_arrays(action)
+        for _ in range(steps_per_decision):
+            ref_obs, _, _, ref_truncated = reference.step_arrays(action)
+            energy += reference.last_info[:, STEP_INFO.index("stim_energy_j")]
+            if ref_truncated.all():
+                break
+        np.testing.assert_array_equal(tested.core.state, reference.core.state)
+        np.testing.assert_array_equal(obs, ref_obs)
+        np.testing.assert_array_equal(truncated, ref_truncated)
+        np.testing.assert_allclose(tested.last_info[:, STEP_INFO.index("stim_energy_j")], energy, rtol=1e-12)
+        energy[:] = 0.0
