@@ -30,7 +30,9 @@ from typing import Any
 
 import numpy as np
 
+from simenv.cores import usable_cores
 from simenv.errors import PainloopError
+from simenv.noise import NOISE_THREAD_ENV
 
 #: The worker's progress queue, set by ``_init_worker`` (a queue can only reach a process when it starts).
 _PROGRESS_QUEUE: Any = None
@@ -38,14 +40,6 @@ _PROGRESS_QUEUE: Any = None
 _POOL: tuple[int, ProcessPoolExecutor, Any] | None = None
 #: Tags each call's progress messages, so none from an earlier call is counted.
 _CALLS = [0]
-
-
-def usable_cores() -> int:
-    """Cores this process may run on (its CPU affinity), at least 1."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # no affinity on this platform
-        return max(1, os.cpu_count() or 1)
 
 
 def resolve_jobs(jobs: int, n_patients: int) -> int:
@@ -67,6 +61,8 @@ def patient_groups(n_patients: int, n_groups: int) -> list[range]:
 def _init_worker(progress_queue) -> None:
     global _PROGRESS_QUEUE
     _PROGRESS_QUEUE = progress_queue
+    # The workers already fill the cores: no noise-drawing thread each, unless the caller asked for it.
+    os.environ.setdefault(NOISE_THREAD_ENV, "0")
 
 
 def _run_group(call: int, group: int, kwargs: dict):

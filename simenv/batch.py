@@ -480,7 +480,7 @@ class PainStimBatch:
             taken, running = simulate_steps(
                 target, core.amplitude_ceiling_ma, core.state, core.ar_db, core.params, core.mean_db,
                 core.gain_db_per_nrs, SLEEP_PROFILE, SUPPRESSION_MASK, ARTIFACT_MASK, noise.drawn_normals,
-                noise.drawn_uniforms, noise.leader, noise.chunk_start, noise.clock, core.dt_s, core.duty_decays,
+                noise.drawn_uniforms, noise.row, noise.chunk_start, noise.clock, core.dt_s, core.duty_decays,
                 core.outputs, core.features_db, core.charge_memo, n_steps, self.norm_mean, self.norm_scale,
                 self._history, horizon, _ACC_COLS, acc, steps_done, report, running,
             )

@@ -264,7 +264,7 @@ class BatchedCore:
             ARTIFACT_MASK,
             self.noise.drawn_normals,
             self.noise.drawn_uniforms,
-            self.noise.leader,
+            self.noise.row,
             self.noise.chunk_start,
             self.noise.clock,
             self.dt_s,

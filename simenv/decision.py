@@ -83,7 +83,7 @@ def after_sim_step(state, outputs, features_db, norm_mean, norm_scale, history, 
     return running
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)  # nogil: the noise thread draws meanwhile (simenv.noise)
 def simulate_steps(target_ma, ceiling_ma, state, ar_db, params, mean_db, gain_db_per_nrs, sleep_profile,
                    suppression_mask, artifact_mask, normals, uniforms, noise_row, noise_chunk_start, noise_clock,
                    dt_s, duty_decays, outputs, features_db, charge_memo, n_steps, norm_mean, norm_scale, history,

@@ -104,7 +104,8 @@ def is_awake(hour: float, wake_h: float, sleep_h: float) -> bool:
 
 # error_model="numpy": a division by zero gives inf/NaN (caught by the finite-state
 # checks) instead of a Python exception, so no zero test precedes every division.
-@numba.njit(cache=True, error_model="numpy")
+# nogil: the noise thread (simenv.noise) draws the next chunks while the kernel runs.
+@numba.njit(cache=True, error_model="numpy", nogil=True)
 def step_kernel(
     target_ma,  # (N,) commanded amplitude, mA, already checked safe
     state,  # (N, N_STATE) updated in place
