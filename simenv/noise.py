@@ -147,7 +147,7 @@ class NoiseStreams:
         self._steps_left = self.chunk_steps
 
     def __getstate__(self) -> dict:
-        self._join()  # a copy holds finished draws only
+        self.wait_for_draws()  # a copy holds finished draws only
         return self.__dict__.copy()
 
     def start(self, slot: int, seed: int, uid: int, episode: int) -> tuple[np.ndarray, np.ndarray]:
@@ -160,7 +160,7 @@ class NoiseStreams:
     ) -> tuple[np.ndarray, np.ndarray]:
         """Begin episodes in several slots; return initial draws of shape (len(slots), ...)."""
         slots = [int(s) for s in slots]
-        self._join()  # the generators and rows change below
+        self.wait_for_draws()  # the generators and rows change below
         self._detach_followers_of(set(slots))
         initial_n = np.zeros((len(slots), N_INITIAL_NORMALS))
         initial_u = np.zeros((len(slots), N_INITIAL_UNIFORMS))
@@ -223,7 +223,7 @@ class NoiseStreams:
         """With prefetch: draw these leaders' next chunks into their other rows on the worker thread."""
         if not self.prefetch or not leads:
             return
-        self._join()  # one job at a time: a generator is never used by two threads
+        self.wait_for_draws()  # one job at a time: a generator is never used by two threads
         jobs = [(lead, self._other_row(lead)) for lead in leads]
 
         def draw_all() -> None:
@@ -232,7 +232,7 @@ class NoiseStreams:
 
         self._pending = (_executor().submit(draw_all), leads)
 
-    def _join(self) -> None:
+    def wait_for_draws(self) -> None:
         """Wait for the worker thread's draws (re-raising its error); their rows are then ready."""
         if self._pending is None:
             return
@@ -277,7 +277,7 @@ class NoiseStreams:
         # Followers share their leader's position, so their leader is refilled here too.
         leads = exhausted[self.leader[exhausted] == exhausted].tolist()
         if self.prefetch:
-            self._join()
+            self.wait_for_draws()
             for lead in leads:
                 if self._next_ready[lead]:  # switch rows: the next chunk is there
                     self._leader_row[lead] = self._other_row(lead)

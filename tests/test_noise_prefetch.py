@@ -102,7 +102,7 @@ def test_the_environment_variable_chooses_and_a_bad_value_names_the_allowed_ones
 def test_an_error_on_the_worker_thread_reaches_the_caller(monkeypatch):
     ns = NoiseStreams(2, chunk_steps=3, prefetch=True)
     ns.start_many([0, 1], [1, 1], [5, 6], [0, 0])
-    ns._join()
+    ns.wait_for_draws()
 
     def broken(*_):
         raise RuntimeError("drawing failed")
