@@ -67,7 +67,8 @@ class PainStimEnv(gym.Env):
         reward, rest = split_reward_kwargs(kwargs)
         settings = settings_from_kwargs(rest)
         self.patient = resolve_single_patient(cohort, patient_index, patient)
-        self.batch = PainStimBatch([self.patient], settings, reward)
+        # Every output but the observation is read at once (into Python values): reused, not allocated.
+        self.batch = PainStimBatch([self.patient], settings, reward, reuse_outputs=True)
         self.action_space = self.batch.action_space
         self.observation_space = self.batch.observation_space
         self._needs_reset = True
