@@ -448,8 +448,7 @@ class PainStimBatch:
             target = self.amplitudes_for(actions)
         horizon = self._horizon_steps
         n = self.n
-        acc, steps_done, report = self._acc, self._steps_done, self._report
-        self._simulate_decision(target, acc, steps_done, report)
+        self._simulate_decision(target)
         if self._reused is None:
             terms, reward = np.empty((n, len(TERMS))), np.empty(n)
             truncated, packed = np.empty(n, dtype=bool), np.empty((n, len(STEP_INFO)))
@@ -464,7 +463,7 @@ class PainStimBatch:
                 self._no_observation = np.full((n, self.obs_dim), np.nan, dtype=np.float32)
             obs = self._no_observation
         n_truncated = finish_decision(
-            core.state, core.outputs, acc, steps_done, report, self._term_scale, self._w, horizon, _STATE_COLS,
+            core.state, core.outputs, self._acc, self._steps_done, self._report, self._term_scale, self._w, horizon, _STATE_COLS,
             _OUT_COLS, self._capacity_j, core.start_hour, self._history, core.amplitude_max_ma,
             self.settings.include_self_report, hour, terms, reward, truncated, packed, obs, observe, self._full,
         )
@@ -474,10 +473,8 @@ class PainStimBatch:
         self.last_terms = terms
         return obs, reward, terminated, truncated
 
-    def _simulate_decision(
-        self, target: np.ndarray, acc: np.ndarray, steps_done: np.ndarray, report: np.ndarray
-    ) -> None:
-        """Run the decision's simulator steps at ``target`` (mA), booked into ``acc``, ``steps_done``, ``report``.
+    def _simulate_decision(self, target: np.ndarray) -> None:
+        """Run the decision's simulator steps at ``target`` (mA), booked into the decision's sums.
 
         One compiled call runs every step the noise chunks hold; the streams
         are advanced (and refilled) between calls. With ``debug_checks`` each
@@ -497,7 +494,7 @@ class PainStimBatch:
                 core.gain_db_per_nrs, SLEEP_PROFILE, SUPPRESSION_MASK, ARTIFACT_MASK, noise.drawn_normals,
                 noise.drawn_uniforms, noise.row, noise.chunk_start, noise.clock, core.dt_s, core.duty_decays,
                 core.outputs, core.features_db, core.charge_memo, n_steps, self.norm_mean, self.norm_scale,
-                self._history, horizon, _ACC_COLS, acc, steps_done, report, running,
+                self._history, horizon, _ACC_COLS, self._acc, self._steps_done, self._report, running,
             )
             if taken < 0:
                 core.check_amplitudes(target)  # raises, naming the slot and the limit

@@ -208,7 +208,6 @@ class NoiseStreams:
                 self.drawn_normals[self._other_row(new_lead)] = self.drawn_normals[later]
                 self.drawn_uniforms[self._other_row(new_lead)] = self.drawn_uniforms[later]
             self.leader[followers] = new_lead
-        self.row = self._leader_row[self.leader]
 
     def _other_row(self, lead: int) -> int:
         """The row a leader does not read now (with prefetch), where its next chunk goes."""
