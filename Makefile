@@ -20,7 +20,7 @@ help:
 	@echo "make lint       ruff check"
 	@echo "make benchmark  simulator throughput (python -m experiments.benchmark --section simulator)"
 	@echo "make validate   the default cohort against its targets (python -m experiments.validate_model)"
-	@echo "make install    create $(VENV) and install painloop with the dev, onnx, sweep and ray extras (also: make venv)"
+	@echo "make install    create $(VENV) and install painloop with every extra: $(EXTRAS) (also: make venv; make demo installs the core only)"
 	@echo "make clean      remove caches and build leftovers (keeps $(VENV) and run outputs)"
 
 # pyvenv.cfg is written when the venv is created, so a deleted and recreated
@@ -28,13 +28,17 @@ help:
 $(VENV)/pyvenv.cfg:
 	$(PYTHON) -m venv $(VENV)
 
-# Reinstall only when the requirements change (or the venv is new). The
-# constraints file pins the CPU build of torch; the guard after the install
-# fails the set-up on CI if a CUDA build slipped in, and only warns elsewhere
-# (off these machines the registry's Linux torch is a CUDA build).
-$(STAMP): pyproject.toml constraints.txt $(VENV)/pyvenv.cfg
-	$(VPY) -m pip install -c constraints.txt -e ".[dev,onnx,sweep,ray]"
-	@if $(VPY) -c "import torch,sys; sys.exit(torch.version.cuda is not None)"; then \
+# Two installs, each redone only when the requirements change (or the venv is new):
+# - the core (`pip install -e .`): the env, baselines, evaluation, training and export;
+#   all `make demo` needs;
+# - every extra (dev, onnx, sweep, ray): tests, lint, sweeps on every launcher, ONNX.
+# The constraints file pins the CPU build of torch; the guard after each install fails
+# the set-up on CI if a CUDA build slipped in, and only warns elsewhere (off these
+# machines the registry's Linux torch is a CUDA build).
+CORE_STAMP := .make-core-stamp
+EXTRAS := dev,onnx,sweep,ray
+define torch_guard
+@if $(VPY) -c "import torch,sys; sys.exit(torch.version.cuda is not None)"; then \
 		echo "torch: CPU build"; \
 	elif [ "$${CI:-}" = "true" ]; then \
 		echo "ERROR: a CUDA build of torch was installed (CI=true); constraints.txt must pin the CPU build." >&2; \
@@ -42,15 +46,25 @@ $(STAMP): pyproject.toml constraints.txt $(VENV)/pyvenv.cfg
 	else \
 		echo "WARNING: torch is a CUDA build (several GB); painloop needs only the CPU build." >&2; \
 	fi
-	@touch $(STAMP)
+endef
+
+$(CORE_STAMP): pyproject.toml constraints.txt $(VENV)/pyvenv.cfg
+	$(VPY) -m pip install -c constraints.txt -e .
+	$(torch_guard)
+	@touch $(CORE_STAMP)
+
+$(STAMP): pyproject.toml constraints.txt $(VENV)/pyvenv.cfg
+	$(VPY) -m pip install -c constraints.txt -e ".[$(EXTRAS)]"
+	$(torch_guard)
+	@touch $(STAMP) $(CORE_STAMP)
 
 venv install: $(STAMP)
 
 # The demo trains PPO briefly (DEMO_STEPS decisions, about a minute on one core), then evaluates it
 # beside every baseline on the test cohort for a week, paired, differences against the threshold.
-# The training folder is the demo's own and is replaced on every run.
+# The training folder is the demo's own and is replaced on every run. It needs the core install only.
 DEMO_STEPS ?= 2048000
-demo: $(STAMP)
+demo: $(CORE_STAMP)
 	rm -rf outputs/demo/train
 	$(VPY) -m experiments.train hydra.run.dir=outputs/demo/train progress_bar=false total_timesteps=$(DEMO_STEPS) seed=0
 	$(VPY) -m experiments.evaluate hydra.run.dir=outputs/demo/evaluate reference=threshold \
@@ -73,4 +87,4 @@ validate: $(STAMP)
 
 clean:
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
-	rm -rf .pytest_cache .ruff_cache .hypothesis build dist
+	rm -rf .pytest_cache .ruff_cache .mypy_cache .hypothesis build dist
