@@ -112,7 +112,7 @@ def _interrupted_copy(trained: Path, dest: Path) -> Path:
     run_dir = dest / "run"
     shutil.copytree(trained, run_dir)
     (run_dir / "model.zip").unlink()
-    (run_dir / "vecnormalize.pkl").unlink()
+    (run_dir / "vecnormalize.json").unlink()
     status = json.loads((run_dir / "status.json").read_text())
     status |= {"state": "interrupted", "pid": 0}
     (run_dir / "status.json").write_text(json.dumps(status))
@@ -120,10 +120,10 @@ def _interrupted_copy(trained: Path, dest: Path) -> Path:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("part", ["zip", "vecnormalize.pkl"])
+@pytest.mark.parametrize("part", ["zip", "vecnormalize.json"])
 def test_truncated_newest_checkpoint_falls_back_to_the_previous_with_a_warning(trained, tmp_path, part):
     run_dir = _interrupted_copy(trained, tmp_path)
-    newest = run_dir / "checkpoints" / ("ckpt_3072_steps.zip" if part == "zip" else "ckpt_3072_steps_vecnormalize.pkl")
+    newest = run_dir / "checkpoints" / ("ckpt_3072_steps.zip" if part == "zip" else "ckpt_3072_steps_vecnormalize.json")
     data = newest.read_bytes()
     newest.write_bytes(data[: len(data) // 2])  # what a full disk or a non-atomic copy leaves
     resumed = _train(f"resume={run_dir}")

@@ -31,8 +31,8 @@ CONF = ROOT / "conf"
 SMALL = ["n_envs=4", "cohort.n_patients=4", "validation.n_patients=2", "validation.horizon_days=0.1",
          "progress_bar=false"]
 PPO_SMALL = ["agent=ppo", "agent.hyperparams.n_steps=128", "agent.hyperparams.batch_size=128"]  # rollout 512
-RUN_FILES = {"train_config.json", "run.json", "status.json", "model.zip", "vecnormalize.pkl", "best_model.zip",
-             "best_vecnormalize.pkl", "metrics.csv", "tb", "checkpoints", "validation_trace.png"}
+RUN_FILES = {"train_config.json", "run.json", "status.json", "model.zip", "vecnormalize.json", "best_model.zip",
+             "best_vecnormalize.json", "metrics.csv", "tb", "checkpoints", "validation_trace.png"}
 CLINICAL_TAGS = ["validation/mean_pain_nrs", "validation/high_pain_fraction", "validation/duty_cycle",
                  "validation/stim_energy_j_per_day", "validation/side_effect_events_per_day",
                  "validation/switches_per_hour", "validation/reward_per_day"]
@@ -138,7 +138,7 @@ def test_cli_run_writes_the_run_folder_contract(cli_run):
     st = status(run_dir)
     assert st["state"] == "finished" and st["result"]["timesteps"] == 4096
     assert checkpoint_steps(run_dir) == [2048]
-    assert (run_dir / "checkpoints" / "ckpt_2048_steps_vecnormalize.pkl").is_file()
+    assert (run_dir / "checkpoints" / "ckpt_2048_steps_vecnormalize.json").is_file()
     rows = read_csv(run_dir / "metrics.csv")
     assert [int(r["timesteps"]) for r in rows] == [0, 2048, 4096]
     for col in ("wall_time_s", "fps", "reward_per_day", "mean_pain_nrs", "high_pain_fraction", "duty_cycle",
@@ -524,7 +524,7 @@ def test_corrupt_or_foreign_run_folders_are_refused_untouched(small_run, tmp_pat
                    tmp_path, truncated)
     # A checkpoint without its statistics.
     partial = copy_run(small_run, tmp_path / "partial")
-    (partial / "checkpoints" / f"ckpt_{checkpoint_steps(partial)[-1]}_steps_vecnormalize.pkl").unlink()
+    (partial / "checkpoints" / f"ckpt_{checkpoint_steps(partial)[-1]}_steps_vecnormalize.json").unlink()
     assert_refused([f"resume={partial}"], "PL-RUN-FOLDER", ["incomplete", "vecnormalize"], capsys, tmp_path, partial)
     # A run another process is still writing.
     busy = copy_run(small_run, tmp_path / "busy", state="running")
