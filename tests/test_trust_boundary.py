@@ -111,7 +111,7 @@ def refused(command: str, run: Path, tmp_path: Path, capsys, extra: tuple[str, .
     out_dir = tmp_path / f"out_{command}"
     if command == "run":
         rc, _, err = tev.bad_in_process([f"controllers=[off,x=run:{run}]", "cohort.n_patients=2", "horizon_days=0.1",
-                                         *extra], out_dir, capsys)
+                                         "reference=off", *extra], out_dir, capsys)
     elif command == "resume":
         rc, _, err = ttr.bad_in_process([f"resume={run}", *extra], out_dir, capsys)
     else:
@@ -236,7 +236,8 @@ def test_resume_of_an_off_policy_run_asks_for_trust(tmp_path, capsys):
     marker = tmp_path / "marker"
     check_refused("resume", interrupted, tmp_path, capsys, "PL-RUN-TRUST", buffer.name, marker)
     value, out = ttr.train_in_process(interrupted, *args, "trust_run_folder=true")
-    assert "resuming at 1,024 steps" in out
+    steps = int(buffer.name.split("_")[1])
+    assert f"resuming at {steps:,} steps" in out
     assert json.loads((interrupted / "status.json").read_text())["state"] == "finished"
 
 
@@ -315,17 +316,20 @@ def _stash_pickles(monkeypatch) -> None:
     real = run_files.save_model_files
 
     def save(model, vecnormalize, model_path, stats_path, fault=None):
-        (Path(stats_path).with_suffix(".pkl")).write_bytes(pickle.dumps(vecnormalize))
         real(model, vecnormalize, model_path, stats_path, fault)
+        (Path(stats_path).with_suffix(".pkl")).write_bytes(pickle.dumps(vecnormalize))
 
     monkeypatch.setattr(run_files, "save_model_files", save)
 
 
-def _old_loaders(monkeypatch) -> None:
-    """The loading code before the trust boundary: unpickled statistics and SB3's own ``load``."""
+def _old_loaders(monkeypatch) -> list[str]:
+    """The loading code before the trust boundary: unpickled statistics and SB3's own ``load``; returns the calls."""
     from experiments import training_agents
 
+    calls: list[str] = []
+
     def load_statistics(run_dir, path, files=None):
+        calls.append(Path(path).name)
         return pickle.loads(Path(path).with_suffix(".pkl").read_bytes())
 
     def vecnormalize_from(stats, venv, where="", training=True):
@@ -334,11 +338,13 @@ def _old_loaders(monkeypatch) -> None:
         return stats
 
     def load_model(algo, path, env, overrides=None, run_dir=None, train_config=None, statistics=None):
+        calls.append(Path(path).name)
         return algo.load_class().load(str(path), env=env, device="cpu", **(overrides or {}))
 
     monkeypatch.setattr(run_files, "load_statistics", load_statistics)
     monkeypatch.setattr(run_files, "vecnormalize_from", vecnormalize_from)
     monkeypatch.setattr(training_agents, "load_model", load_model)
+    return calls
 
 
 def _results(run: Path) -> tuple[dict, list[dict]]:
@@ -375,21 +381,21 @@ def test_resume_and_finetune_give_the_results_of_the_old_pickled_path(tmp_path, 
         for p in run_files_of_checkpoint(run, 1536):
             p.unlink(missing_ok=True)
         with monkeypatch.context() as m:
-            if path == "old":
-                _old_loaders(m)
+            calls = _old_loaders(m) if path == "old" else []
             ttr.train_in_process(run, f"resume={run}")
+        assert calls == ([] if path == "new" else ["ckpt_1024_steps_vecnormalize.json", "ckpt_1024_steps.zip"])
         runs[path] = _results(run)
     assert _same(runs["new"][0], runs["old"][0]) and runs["new"][1] == runs["old"][1]
     # Fine-tune from the source's best model, once through each path.
     tuned = {}
     for path in ("new", "old"):
         with monkeypatch.context() as m:
-            if path == "old":
-                _old_loaders(m)
+            calls = _old_loaders(m) if path == "old" else []
             ttr.train_in_process(tmp_path / f"tuned_{path}", *ttr.SMALL, f"finetune_from={source}",
                                  "cohort.n_patients=1", "agent.hyperparams.n_steps=128",
                                  "agent.hyperparams.batch_size=128", "total_timesteps=512", "eval_freq=512",
                                  "checkpoint_freq=512")
+        assert calls == ([] if path == "new" else ["best_vecnormalize.json", "best_model.zip"])
         tuned[path] = _results(tmp_path / f"tuned_{path}")
     assert _same(tuned["new"][0], tuned["old"][0]) and tuned["new"][1] == tuned["old"][1]
 
