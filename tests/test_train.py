@@ -272,8 +272,14 @@ def test_sigusr2_checkpoints_hands_on_to_submitit_and_the_requeued_job_resumes(t
         buffer = pickle.load(fh)
     assert buffer.pos * 4 == stopped  # exactly the checkpoint's steps, none after it
 
-    # The requeued job runs the same config in the same folder: it resumes by itself.
-    value, out = train_in_process(run_dir, *args)
+    # The requeued job runs the same config in the same folder: it resumes by itself, once the folder is
+    # trusted (the replay buffer is a pickle; docs/reliability.md, "Trust boundary").
+    before = sorted((p.name, p.stat().st_mtime_ns) for p in run_dir.rglob("*"))
+    with pytest.raises(SystemExit) as refused:
+        train_in_process(run_dir, *args)
+    assert refused.value.code == 2
+    assert sorted((p.name, p.stat().st_mtime_ns) for p in run_dir.rglob("*")) == before
+    value, out = train_in_process(run_dir, *args, "trust_run_folder=true")
     assert f"resuming at {stopped:,} steps" in out
     st = status(run_dir)
     assert st["state"] == "finished" and st["result"]["timesteps"] == 24576 and value == st["result"]["objective"]
