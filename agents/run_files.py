@@ -279,7 +279,8 @@ def vecnormalize_from(stats: Statistics, venv: Any, where: str = "statistics", t
         )
     v = VecNormalize(venv, training=training, norm_obs=stats.norm_obs, norm_reward=stats.norm_reward,
                      clip_obs=stats.clip_obs, clip_reward=stats.clip_reward, gamma=stats.gamma, epsilon=stats.epsilon)
-    v.obs_rms.mean, v.obs_rms.var, v.obs_rms.count = stats.obs_mean.copy(), stats.obs_var.copy(), stats.obs_count
+    obs_rms = cast(Any, v.obs_rms)  # a Box observation: one RunningMeanStd
+    obs_rms.mean, obs_rms.var, obs_rms.count = stats.obs_mean.copy(), stats.obs_var.copy(), stats.obs_count
     v.ret_rms.mean, v.ret_rms.var, v.ret_rms.count = stats.ret_mean.copy(), stats.ret_var.copy(), stats.ret_count
     return v
 
@@ -327,11 +328,12 @@ def _policy_kwargs(train_config: Mapping[str, Any], where: str) -> dict[str, Any
 
 
 def _hyperparameter(cls: type, train_config: Mapping[str, Any], key: str) -> Any:
-    hp = train_config.get("hyperparams") if isinstance(train_config.get("hyperparams"), dict) else {}
+    found = train_config.get("hyperparams")
+    hp: dict[str, Any] = found if isinstance(found, dict) else {}
     if key in hp:
         value = hp[key]
     else:
-        param = inspect.signature(cls.__init__).parameters.get(key)
+        param = inspect.signature(cls).parameters.get(key)
         value = None if param is None else param.default
     if key == "train_freq" and isinstance(value, list):
         value = tuple(value)

@@ -522,10 +522,16 @@ def test_corrupt_or_foreign_run_folders_are_refused_untouched(small_run, tmp_pat
     assert_refused([f"finetune_from={broken}"], "PL-RUN-FOLDER", ["train_config.json"], capsys, tmp_path, broken)
     # A folder that is not a training run.
     assert_refused([f"resume={tmp_path}"], "PL-RUN-FOLDER", ["train_config.json is missing"], capsys, tmp_path)
-    # A truncated checkpoint zip.
+    # A truncated checkpoint zip: it no longer matches the manifest in run.json.
     truncated = copy_run(small_run, tmp_path / "truncated")
     newest = truncated / "checkpoints" / f"ckpt_{checkpoint_steps(truncated)[-1]}_steps.zip"
     newest.write_bytes(newest.read_bytes()[:200])
+    assert_refused([f"resume={truncated}"], "PL-RUN-MANIFEST", [newest.name, "does not match the manifest"], capsys,
+                   tmp_path, truncated)
+    # The same with the manifest rewritten to match: the zip itself cannot be loaded.
+    from agents.run_manifest import record_files
+
+    record_files(truncated, [newest])
     assert_refused([f"resume={truncated}"], "PL-RUN-FOLDER", [newest.name, "cannot be loaded"], capsys,
                    tmp_path, truncated)
     # A checkpoint without its statistics.

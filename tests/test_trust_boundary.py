@@ -235,9 +235,11 @@ def test_resume_of_an_off_policy_run_asks_for_trust(tmp_path, capsys):
     assert buffer.is_file()
     marker = tmp_path / "marker"
     check_refused("resume", interrupted, tmp_path, capsys, "PL-RUN-TRUST", buffer.name, marker)
-    value, out = ttr.train_in_process(interrupted, *args, "trust_run_folder=true")
+    from experiments.train import main
+
+    main([f"resume={interrupted}", "trust_run_folder=true"])  # the console entry, as typed
     steps = int(buffer.name.split("_")[1])
-    assert f"resuming at {steps:,} steps" in out
+    assert f"resuming at {steps:,} steps" in capsys.readouterr().out
     assert json.loads((interrupted / "status.json").read_text())["state"] == "finished"
 
 
