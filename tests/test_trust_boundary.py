@@ -499,3 +499,41 @@ def test_the_scan_catches_what_it_forbids():
     for fine in ["torch.load(f, map_location='cpu', weights_only=True)", "yaml.safe_load(t)", "module.eval()",
                  "np.load(p, allow_pickle=False)", "run_files.load_replay_buffer(run_dir, p, True)"]:
         assert not any(re.search(p, fine) for p in FORBIDDEN), fine
+
+
+def test_the_command_lines_refuse_a_crafted_folder(trained, tmp_path):
+    """The three commands as typed (subprocesses, launched together): exit 2, the file named, no marker."""
+    import subprocess
+    import sys
+
+    marker = tmp_path / "marker"
+    cases = {}
+    run = interrupted_copy(trained, tmp_path / "eval_src")
+    plant(run, "best_vecnormalize.json", crafted(marker), update_manifest=False)
+    cases["evaluate"] = (run, ["experiments.evaluate", f"controllers=[off,x=run:{run}]", "reference=off",
+                               "cohort.n_patients=2", "horizon_days=0.1"], "PL-RUN-MANIFEST", "best_vecnormalize.json")
+    run = interrupted_copy(trained, tmp_path / "resume_src", keep_final=False)
+    rel = _rel(run, "checkpoint_stats")
+    plant(run, rel, crafted(marker), update_manifest=True)
+    cases["resume"] = (run, ["experiments.train", f"resume={run}"], "PL-RUN-FOLDER", Path(rel).name)
+    run = interrupted_copy(trained, tmp_path / "finetune_src")
+    plant(run, "best_model.zip", crafted_zip((run / "best_model.zip").read_bytes(), marker), update_manifest=True)
+    cases["finetune"] = (run, ["experiments.train", *ttr.SMALL, f"finetune_from={run}", "total_timesteps=512"],
+                         "PL-RUN-UNSAFE", "best_model.zip")
+    before = {name: snapshot(run) for name, (run, *_rest) in cases.items()}
+    procs = {}
+    for name, (_run, args, _code, _file) in cases.items():
+        out = tmp_path / f"out_{name}"
+        procs[name] = (subprocess.Popen([sys.executable, "-m", *args, f"hydra.run.dir={out}"], cwd=ROOT,
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ttr.env()), out)
+    for name, (proc, out) in procs.items():
+        _, stderr = proc.communicate(timeout=300)
+        run, _args, code, file = cases[name]
+        assert proc.returncode == 2, (name, stderr[-2000:])
+        last = stderr.strip().splitlines()[-1]
+        assert last.startswith(f"error: {code}: ") and file in last, (name, last)
+        assert snapshot(run) == before[name]
+        if out.exists():
+            allowed = tev.ALLOWED_AFTER_BAD_INPUT if name == "evaluate" else ttr.ALLOWED_AFTER_BAD_INPUT
+            assert {p.name for p in out.iterdir()} <= allowed
+    assert not marker.exists()
