@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
 from pathlib import Path
 from typing import Any
 
@@ -194,7 +193,9 @@ def load_run_policy(
         )
     if which not in ("best", "final"):
         raise PainloopError("PL-RUN-FOLDER", f"which='{which}'; allowed: 'best' or 'final'.")
-    names = [("best_model.zip", "best_vecnormalize.pkl"), ("model.zip", "vecnormalize.pkl")]
+    from agents import run_files, run_manifest
+
+    names = list(run_files.STATS_FOR_MODEL.items())[::-1]  # best first
     if which == "final":
         names.reverse()
     model_path, stats_path = next(((run / m, run / s) for m, s in names if (run / m).is_file()), (None, None))
@@ -205,24 +206,17 @@ def load_run_policy(
         raise PainloopError(
             "PL-RUN-FOLDER", f"run '{run}': algo_class '{algo}' is unknown; allowed: {sorted(ALGORITHMS)}."
         )
-    module, cls = ALGORITHMS[algo]
+    files = run_manifest.require_manifest(run)  # a folder written before the manifest: PL-RUN-LEGACY
     set_torch_threads()
-    klass = getattr(__import__(module, fromlist=[cls]), cls)
-    try:
-        model = klass.load(str(model_path), device="cpu")
-    except Exception as exc:  # a truncated or foreign zip
-        raise PainloopError("PL-RUN-FOLDER", f"model '{model_path}' cannot be loaded: {exc}.") from None
+    # Nothing is unpickled: the zip's entries are rebuilt from train_config.json, weights load weights-only.
+    model = run_files.load_model(run, model_path, config, files=files)
     mean = var = None
     clip_obs, epsilon = 10.0, 1e-8
-    if stats_path is not None and stats_path.is_file():
-        try:
-            with open(stats_path, "rb") as fh:
-                stats = pickle.load(fh)
-        except Exception as exc:
-            raise PainloopError("PL-RUN-FOLDER", f"statistics '{stats_path}' cannot be loaded: {exc}.") from None
-        if getattr(stats, "norm_obs", True):
-            mean = np.asarray(stats.obs_rms.mean, dtype=np.float32)
-            var = np.asarray(stats.obs_rms.var, dtype=np.float32)
+    if stats_path is not None and (stats_path.is_file() or stats_path.name in files):
+        stats = run_files.load_statistics(run, stats_path, files)
+        if stats.norm_obs:
+            mean = np.asarray(stats.obs_mean, dtype=np.float32)
+            var = np.asarray(stats.obs_var, dtype=np.float32)
         clip_obs, epsilon = float(stats.clip_obs), float(stats.epsilon)
     settings = dict(config.get("env_settings") or {})
     dt = float(settings.get("dt_s", 30.0))

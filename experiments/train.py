@@ -48,6 +48,7 @@ from typing import Any  # noqa: E402
 import hydra  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
+from agents import run_files, run_manifest  # noqa: E402
 from experiments import hydra_schema, sweep_objective, sweep_rerun, training_schema  # noqa: E402
 from experiments import training_folder as tf  # noqa: E402
 from experiments.run_folder import (  # noqa: E402
@@ -80,7 +81,7 @@ EXIT_FAILED = 1
 POLICY_SHAPING = ("action_mode", "dt_s", "decision_interval_s", "n_levels", "feature_history",
                   "include_self_report", "calibration_days", "observation")
 #: Keys that may differ between a run and its resumption.
-VOLATILE = ("resume", "progress_bar", "objective", "redo")
+VOLATILE = ("resume", "progress_bar", "objective", "redo", "trust_run_folder")
 
 training_schema.register()
 _TYPED_ARGV: list[str] | None = None
@@ -205,6 +206,7 @@ def _finetune_source(config: dict, agent: str, algo: Algorithm, settings: Any) -
     names = {"best": (tf.BEST_MODEL, tf.BEST_VECNORMALIZE), "final": (tf.MODEL, tf.VECNORMALIZE)}
     if which not in names:
         raise PainloopError("PL-CONFIG-VALUE", f"finetune_model='{which}'; allowed: {list(names)}.")
+    run_manifest.require_manifest(run)  # a folder written before the manifest: refused before anything runs
     model, stats = (run / n for n in names[which])
     missing = [p.name for p in (model, stats) if not p.is_file()]
     if missing:
@@ -348,7 +350,7 @@ def run(
             run_dir = Path(config["resume"])
             recorded = read_run_config(run_dir)
             existing = _existing_run(run_dir)
-            overrides = {k: config[k] for k in ("progress_bar",) if config.get(k) is not None}
+            overrides = {k: config[k] for k in ("progress_bar", "trust_run_folder") if config.get(k) is not None}
             config = dict(recorded["config"]) | overrides | {"resume": None}
         else:
             existing = _existing_run(run_dir)
@@ -475,14 +477,12 @@ def build(plan: TrainPlan, run_dir: Path, existing: ResumeState | None) -> Built
     resumed_from = None
 
     def load_checkpoint(start: int, paths: dict) -> tuple:
-        venv = tf.load_pickle(paths["vecnormalize"], "statistics")
-        if not isinstance(venv, VecNormalize):
-            raise PainloopError("PL-RUN-FOLDER", f"'{paths['vecnormalize']}' does not hold VecNormalize statistics.")
-        venv.set_venv(monitored)
-        venv.training = True
+        stats = run_files.load_statistics(run_dir, paths["vecnormalize"])
+        venv = run_files.vecnormalize_from(stats, monitored, str(paths["vecnormalize"]))
         seed = _derived_seed(plan.seed, start)
         env.seed(seed)
-        model = load_model(plan.algo, paths["model"], venv)
+        model = load_model(plan.algo, paths["model"], venv, run_dir=run_dir, train_config=existing.recorded,
+                           statistics=stats)
         if int(model.num_timesteps) != start or start % plan.rollout or start > plan.budget:
             raise PainloopError(
                 "PL-RUN-FOLDER",
@@ -492,12 +492,13 @@ def build(plan: TrainPlan, run_dir: Path, existing: ResumeState | None) -> Built
         model.set_random_seed(seed)
         model._last_obs = None  # new episodes: the env's state is not part of a checkpoint
         if plan.algo.off_policy:
-            buffer = tf.load_pickle(paths["replay_buffer"], "replay buffer")
+            buffer = run_files.load_replay_buffer(run_dir, paths["replay_buffer"], bool(plan.config.get("trust_run_folder")))
             model.replay_buffer = buffer
             buffer.device = model.device
         return venv, model, seed
 
     if existing is not None:  # hidden temporaries a killed writer left (docs/reliability.md)
+        run_manifest.require_manifest(run_dir)  # a folder written before the manifest: refused, nothing touched
         for folder in (run_dir, run_dir / tf.CHECKPOINTS):
             remove_temporaries(folder)
     # A truncated or unloadable newest checkpoint falls back to the previous one, with a warning.
@@ -507,13 +508,10 @@ def build(plan: TrainPlan, run_dir: Path, existing: ResumeState | None) -> Built
         resumed_from = str(paths["model"].relative_to(run_dir))
     elif plan.finetune is not None:
         src = plan.finetune
-        venv = tf.load_pickle(src.stats, "statistics")
-        if not isinstance(venv, VecNormalize):
-            raise PainloopError("PL-RUN-FOLDER", f"'{src.stats}' does not hold VecNormalize statistics.")
-        venv.set_venv(monitored)
-        venv.training = True
+        venv = run_files.vecnormalize_from(run_files.load_statistics(src.path, src.stats), monitored, str(src.stats))
         env.seed(plan.seed)
-        model = load_model(plan.algo, src.model, venv, overrides=dict(plan.hyperparams))
+        model = load_model(plan.algo, src.model, venv, overrides=dict(plan.hyperparams), run_dir=src.path,
+                           train_config=src.config)
         model.set_random_seed(plan.seed)
         model._last_obs = None
         seed = plan.seed
@@ -572,7 +570,8 @@ def record_run(plan: TrainPlan, folder: RunFolder, built: Built, argv: Sequence[
         },
         "physics_version": PHYSICS_VERSION,
         "painloop_version": version,
-        "config": plan.config,
+        # trust_run_folder is a permission of one command line, not a setting of the training.
+        "config": {k: v for k, v in plan.config.items() if k != "trust_run_folder"},
     }
     write_json_atomic(run_dir / tf.TRAIN_CONFIG, train_config)
     seeds = {
@@ -583,6 +582,7 @@ def record_run(plan: TrainPlan, folder: RunFolder, built: Built, argv: Sequence[
         "validation_uids": plan.val_cohort["uids"],
     }
     folder.write_run_info(argv=argv, seeds=seeds, config=plan.config)
+    run_manifest.record_files(run_dir, [tf.TRAIN_CONFIG])
 
 
 def _hyperparameter_table(plan: TrainPlan) -> str:
@@ -728,12 +728,13 @@ def precheck(argv: Sequence[str]) -> tuple[list[str], Path | None, bool | None]:
     progress = parsed["progress_bar"].value() if "progress_bar" in parsed else None
     resume = parsed.get("resume")
     if resume is not None and resume.value() is not None and not resume.is_sweep_override():
-        others = sorted(k for k in parsed if k not in ("resume", "progress_bar") and not k.startswith("hydra"))
+        others = sorted(k for k in parsed if k not in ("resume", "progress_bar", "trust_run_folder")
+                        and not k.startswith("hydra"))
         if others or sweeping:
             raise PainloopError(
                 "PL-CONFIG-VALUE",
                 f"resume={resume.value()} continues that run with its own config; other keys are not allowed with it "
-                f"({others or 'a sweep'}); allowed with resume: progress_bar.",
+                f"({others or 'a sweep'}); allowed with resume: progress_bar, trust_run_folder.",
             )
         hydra_schema.check_overrides(overrides, training_schema.TrainConfig, training_schema.GROUPS)
         path = Path(str(resume.value()))
@@ -789,7 +790,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         report_error(exc)
         raise SystemExit(EXIT_BAD_INPUT) from None
     if resume is not None:  # the folder has its config and is its own run folder: no Hydra composition
-        run({"resume": str(resume), "progress_bar": progress}, resume, argv=_TYPED_ARGV)
+        trust = any(a.strip().lower() in ("trust_run_folder=true", "trust_run_folder=1") for a in args)
+        run({"resume": str(resume), "progress_bar": progress, "trust_run_folder": trust}, resume, argv=_TYPED_ARGV)
         return
     sys.argv = [sys.argv[0], *args]
     hydra_main()

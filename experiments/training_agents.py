@@ -167,11 +167,18 @@ def build_model(algo: Algorithm, agent_cfg: dict[str, Any], agent: str, env: Any
         ) from None
 
 
-def load_model(algo: Algorithm, path: Path, env: Any, overrides: dict[str, Any] | None = None) -> Any:
-    """A saved model on ``env`` (``overrides``: hyper-parameters to change, e.g. for fine-tuning)."""
-    cls = algo.load_class()
+def load_model(algo: Algorithm, path: Path, env: Any, overrides: dict[str, Any] | None = None,
+               run_dir: Path | None = None, train_config: dict[str, Any] | None = None, statistics: Any = None) -> Any:
+    """A saved model on ``env`` (``overrides``: hyper-parameters to change, e.g. for fine-tuning).
+
+    Read without unpickling anything, checked against the run folder's manifest (``agents.run_files``).
+    """
+    from agents import run_files
+
     try:
-        model = cls.load(str(path), env=env, device="cpu", **(overrides or {}))
+        model = run_files.load_model(run_dir if run_dir is not None else run_files.run_dir_of(path), path,
+                                     train_config or {"algo_class": algo.algo_class}, env=env, overrides=overrides,
+                                     statistics=statistics)
     except PainloopError:
         raise
     except Exception as exc:  # a truncated zip, a foreign file, other spaces

@@ -5,11 +5,11 @@ Names (``agents.rl_policy`` loads the first four; docs/training.md lists all):
 - ``train_config.json``: agent, algo_class, env_settings, reward, cohorts,
   seed, total_timesteps, physics and painloop versions, and the resolved
   config (what ``resume`` continues with);
-- ``model.zip`` + ``vecnormalize.pkl``: the final model and its observation
-  and reward statistics (``VecNormalize.save``);
-- ``best_model.zip`` + ``best_vecnormalize.pkl``: the model with the best mean
+- ``model.zip`` + ``vecnormalize.json``: the final model and its observation
+  and reward statistics (``agents.run_files``: JSON, never a pickle);
+- ``best_model.zip`` + ``best_vecnormalize.json``: the model with the best mean
   validation reward so far;
-- ``checkpoints/ckpt_<steps>_steps.zip`` + ``..._vecnormalize.pkl`` (+
+- ``checkpoints/ckpt_<steps>_steps.zip`` + ``..._vecnormalize.json`` (+
   ``..._replay_buffer.pkl`` for off-policy agents, kept for the latest
   checkpoint only): taken at rollout boundaries, so a resume neither loses
   nor repeats a step;
@@ -18,7 +18,8 @@ Names (``agents.rl_policy`` loads the first four; docs/training.md lists all):
 
 Every model and statistics file is written to a temporary name and renamed,
 and a checkpoint's model zip is written last: a checkpoint whose zip exists
-is complete.
+is complete. ``run.json``'s manifest holds the SHA-256 of every one of
+these files (``agents.run_manifest``), recorded before the zip's rename.
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ import csv
 import io
 import math
 import os
-import pickle
 import re
 import sys
 import warnings
@@ -35,14 +35,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from agents import run_files
 from agents.atomic_io import write_bytes_atomic
 from simenv.errors import PainloopError
 
 TRAIN_CONFIG = "train_config.json"
 MODEL = "model.zip"
-VECNORMALIZE = "vecnormalize.pkl"
+VECNORMALIZE = run_files.VECNORMALIZE
 BEST_MODEL = "best_model.zip"
-BEST_VECNORMALIZE = "best_vecnormalize.pkl"
+BEST_VECNORMALIZE = run_files.BEST_VECNORMALIZE
 CHECKPOINTS = "checkpoints"
 METRICS = "metrics.csv"
 TENSORBOARD = "tb"
@@ -56,27 +57,20 @@ class CheckpointWarning(UserWarning):
     """A checkpoint could not be used and an older one was taken instead."""
 
 
-def model_bytes(model: Any) -> bytes:
-    buf = io.BytesIO()
-    model.save(buf)
-    return buf.getvalue()
-
-
 def save_model(model: Any, vecnormalize: Any, model_path: Path, stats_path: Path, fault: str | None = None) -> None:
-    """A model and its ``VecNormalize`` statistics (the same pickle ``VecNormalize.save`` writes).
+    """A model and its ``VecNormalize`` statistics (JSON), recorded in the manifest (``agents.run_files``).
 
     The model zip is written last; ``fault`` names the test hook's fault
     point just before its rename (``agents.atomic_io.fault_point``).
     """
-    write_bytes_atomic(stats_path, pickle.dumps(vecnormalize))
-    write_bytes_atomic(model_path, model_bytes(model), fault=fault)
+    run_files.save_model_files(model, vecnormalize, model_path, stats_path, fault=fault)
 
 
 def checkpoint_paths(run_dir: Path, steps: int) -> dict[str, Path]:
     base = Path(run_dir) / CHECKPOINTS / f"ckpt_{steps}_steps"
     return {
         "model": base.with_name(base.name + ".zip"),
-        "vecnormalize": base.with_name(base.name + "_vecnormalize.pkl"),
+        "vecnormalize": base.with_name(base.name + "_vecnormalize.json"),
         "replay_buffer": base.with_name(base.name + "_replay_buffer.pkl"),
     }
 
@@ -88,12 +82,13 @@ def save_checkpoint(model: Any, vecnormalize: Any, run_dir: Path, steps: int, of
     """
     paths = checkpoint_paths(run_dir, steps)
     if off_policy:
-        write_bytes_atomic(paths["replay_buffer"], pickle.dumps(model.replay_buffer))
+        run_files.save_replay_buffer(model, paths["replay_buffer"])
     save_model(model, vecnormalize, paths["model"], paths["vecnormalize"], fault="checkpoint-write")
     if off_policy:
-        for old in (Path(run_dir) / CHECKPOINTS).glob("ckpt_*_steps_replay_buffer.pkl"):
-            if old != paths["replay_buffer"]:
-                old.unlink(missing_ok=True)
+        old = [p for p in (Path(run_dir) / CHECKPOINTS).glob("ckpt_*_steps_replay_buffer.pkl") if p != paths["replay_buffer"]]
+        for p in old:
+            p.unlink(missing_ok=True)
+        run_files.forget(old)
     return paths["model"]
 
 
@@ -154,6 +149,8 @@ def load_latest_checkpoint(
                 raise PainloopError("PL-RUN-FOLDER", f"incomplete: {missing} missing")
             loaded = load(steps, paths)
         except Exception as exc:  # noqa: BLE001 - any failure to load means this checkpoint is unusable
+            if getattr(exc, "code", None) in run_files.REFUSED_CODES:
+                raise  # a changed file or one that would need unpickling: refused, never skipped
             problems.append(f"checkpoint {paths['model'].name} cannot be used ({type(exc).__name__}: {exc})")
             skipped.append(paths)
             continue
@@ -173,15 +170,6 @@ def load_latest_checkpoint(
             "least one complete checkpoint (delete the broken ones to start the run again).",
         )
     return None
-
-
-def load_pickle(path: Path, what: str) -> Any:
-    """A pickle from a run folder; a truncated or foreign file is ``PL-RUN-FOLDER``."""
-    try:
-        with open(path, "rb") as fh:
-            return pickle.load(fh)
-    except Exception as exc:
-        raise PainloopError("PL-RUN-FOLDER", f"{what} '{path}' cannot be loaded: {type(exc).__name__}: {exc}.") from None
 
 
 class MetricsTable:

@@ -217,6 +217,7 @@ class TrainConfig:
     finetune_from: Optional[str] = None  # noqa: UP045
     finetune_model: str = "best"
     allow_physics_mismatch: bool = False
+    trust_run_folder: bool = False
     progress_bar: Optional[bool] = None  # noqa: UP045
     torch_threads: int = 1
     objective: str = "reward"  # what a sweeper gets back: reward | pain_energy (experiments.sweep_objective)

@@ -274,8 +274,8 @@ def small_run(tmp_path_factory) -> Path:
     return run_dir
 
 
-RUN_FILES = ["train_config.json", "model.zip", "best_model.zip", "vecnormalize.pkl", "best_vecnormalize.pkl",
-             "status.json", "checkpoints/ckpt_512_steps.zip", "checkpoints/ckpt_512_steps_vecnormalize.pkl"]
+RUN_FILES = ["train_config.json", "model.zip", "best_model.zip", "vecnormalize.json", "best_vecnormalize.json",
+             "status.json", "checkpoints/ckpt_512_steps.zip", "checkpoints/ckpt_512_steps_vecnormalize.json"]
 damage = st.tuples(st.sampled_from(RUN_FILES), st.sampled_from(["delete", "truncate", "garbage", "json"]), values)
 
 

@@ -15,6 +15,7 @@ import device_oracle  # noqa: E402  (tests/ is on sys.path)
 import numpy as np
 import pytest
 
+from agents.run_files import save_run_files
 from simenv.batch import EnvSettings
 from simenv.cohort import load_preset
 from simenv.core import PHYSICS_VERSION
@@ -71,11 +72,10 @@ def make_run(folder: Path, action_mode: str = "on_off") -> None:
     model = PPO("MlpPolicy", venv, n_steps=32, batch_size=32, n_epochs=1, seed=0)
     model.learn(64)
     folder.mkdir(parents=True, exist_ok=True)
-    model.save(folder / "model.zip")
-    venv.save(str(folder / "vecnormalize.pkl"))
     config = {"agent": "ppo", "algo_class": "PPO", "env_settings": dataclasses.asdict(settings),
               "reward": dataclasses.asdict(RewardWeights()), "physics_version": PHYSICS_VERSION}
     (folder / "train_config.json").write_text(json.dumps(config))
+    save_run_files(folder, model, venv)
 
 
 @pytest.fixture(scope="module")

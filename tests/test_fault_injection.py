@@ -112,7 +112,7 @@ def _interrupted_copy(trained: Path, dest: Path) -> Path:
     run_dir = dest / "run"
     shutil.copytree(trained, run_dir)
     (run_dir / "model.zip").unlink()
-    (run_dir / "vecnormalize.pkl").unlink()
+    (run_dir / "vecnormalize.json").unlink()
     status = json.loads((run_dir / "status.json").read_text())
     status |= {"state": "interrupted", "pid": 0}
     (run_dir / "status.json").write_text(json.dumps(status))
@@ -120,18 +120,24 @@ def _interrupted_copy(trained: Path, dest: Path) -> Path:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("part", ["zip", "vecnormalize.pkl"])
-def test_truncated_newest_checkpoint_falls_back_to_the_previous_with_a_warning(trained, tmp_path, part):
+@pytest.mark.parametrize("part", ["zip", "vecnormalize.json"])
+def test_truncated_newest_checkpoint_is_refused_and_the_previous_is_used_once_it_is_deleted(trained, tmp_path, part):
     run_dir = _interrupted_copy(trained, tmp_path)
-    newest = run_dir / "checkpoints" / ("ckpt_3072_steps.zip" if part == "zip" else "ckpt_3072_steps_vecnormalize.pkl")
+    newest = run_dir / "checkpoints" / ("ckpt_3072_steps.zip" if part == "zip" else "ckpt_3072_steps_vecnormalize.json")
     data = newest.read_bytes()
-    newest.write_bytes(data[: len(data) // 2])  # what a full disk or a non-atomic copy leaves
+    newest.write_bytes(data[: len(data) // 2])  # what a non-atomic copy (or a damaged disk) leaves
+    before = sorted((p.name, p.stat().st_mtime_ns) for p in run_dir.rglob("*"))
+    refused = _train(f"resume={run_dir}")
+    # The manifest in run.json no longer matches: refused naming the file, the folder left as it was
+    # (a changed file is never skipped silently; docs/reliability.md, "Trust boundary").
+    assert refused.returncode == 2 and "PL-RUN-MANIFEST" in refused.stderr and newest.name in refused.stderr
+    assert sorted((p.name, p.stat().st_mtime_ns) for p in run_dir.rglob("*")) == before
+    for p in newest.parent.glob("ckpt_3072_steps*"):  # what the message says to do
+        p.unlink()
     resumed = _train(f"resume={run_dir}")
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    assert "WARNING: checkpoint ckpt_3072_steps.zip cannot be used" in resumed.stderr
     status = json.loads((run_dir / "status.json").read_text())
     assert status["resumed_from"] == 1536 and status["result"]["timesteps"] == BUDGET
-    assert (newest.parent / (newest.name + ".corrupt")).is_file()  # kept aside for inspection
     from stable_baselines3 import PPO
 
     assert PPO.load(str(run_dir / "model.zip"), device="cpu").num_timesteps == BUDGET

@@ -11,6 +11,7 @@ import pytest
 from agents.controllers import ControllerSpec
 from agents.evaluation import evaluate
 from agents.rl_policy import load_run_policy
+from agents.run_files import save_run_files
 from simenv.batch import EnvSettings
 from simenv.cohort import load_preset
 from simenv.core import PHYSICS_VERSION
@@ -34,8 +35,6 @@ def make_run(folder, action_mode="on_off", decision_interval_s=60.0, physics=PHY
     model = PPO("MlpPolicy", venv, n_steps=32, batch_size=32, n_epochs=1, seed=0)
     model.learn(64)
     folder.mkdir(parents=True, exist_ok=True)
-    model.save(folder / "model.zip")
-    venv.save(str(folder / "vecnormalize.pkl"))
     config = {
         "agent": "ppo",
         "algo_class": "PPO",
@@ -44,6 +43,7 @@ def make_run(folder, action_mode="on_off", decision_interval_s=60.0, physics=PHY
         "physics_version": physics,
     }
     (folder / "train_config.json").write_text(json.dumps(config))
+    save_run_files(folder, model, venv)
     return model, venv
 
 
@@ -86,7 +86,13 @@ def test_bad_run_folders_are_refused(tmp_path):
     (tmp_path / "old" / "model.zip").write_bytes(b"truncated")
     with pytest.raises(PainloopError) as err:
         load_run_policy(tmp_path / "old", allow_physics_mismatch=True)
-    assert err.value.code == "PL-RUN-FOLDER"
+    assert err.value.code == "PL-RUN-MANIFEST" and "model.zip" in str(err.value)  # changed after training
+    from agents.run_manifest import record_files
+
+    record_files(tmp_path / "old", ["model.zip"])  # the manifest agrees, the file is still no model
+    with pytest.raises(PainloopError) as err:
+        load_run_policy(tmp_path / "old", allow_physics_mismatch=True)
+    assert err.value.code == "PL-RUN-FOLDER" and "model.zip" in str(err.value)
 
 
 def test_observation_settings_must_match_training(tmp_path):

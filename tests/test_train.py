@@ -31,8 +31,8 @@ CONF = ROOT / "conf"
 SMALL = ["n_envs=4", "cohort.n_patients=4", "validation.n_patients=2", "validation.horizon_days=0.1",
          "progress_bar=false"]
 PPO_SMALL = ["agent=ppo", "agent.hyperparams.n_steps=128", "agent.hyperparams.batch_size=128"]  # rollout 512
-RUN_FILES = {"train_config.json", "run.json", "status.json", "model.zip", "vecnormalize.pkl", "best_model.zip",
-             "best_vecnormalize.pkl", "metrics.csv", "tb", "checkpoints", "validation_trace.png"}
+RUN_FILES = {"train_config.json", "run.json", "status.json", "model.zip", "vecnormalize.json", "best_model.zip",
+             "best_vecnormalize.json", "metrics.csv", "tb", "checkpoints", "validation_trace.png"}
 CLINICAL_TAGS = ["validation/mean_pain_nrs", "validation/high_pain_fraction", "validation/duty_cycle",
                  "validation/stim_energy_j_per_day", "validation/side_effect_events_per_day",
                  "validation/switches_per_hour", "validation/reward_per_day"]
@@ -138,7 +138,7 @@ def test_cli_run_writes_the_run_folder_contract(cli_run):
     st = status(run_dir)
     assert st["state"] == "finished" and st["result"]["timesteps"] == 4096
     assert checkpoint_steps(run_dir) == [2048]
-    assert (run_dir / "checkpoints" / "ckpt_2048_steps_vecnormalize.pkl").is_file()
+    assert (run_dir / "checkpoints" / "ckpt_2048_steps_vecnormalize.json").is_file()
     rows = read_csv(run_dir / "metrics.csv")
     assert [int(r["timesteps"]) for r in rows] == [0, 2048, 4096]
     for col in ("wall_time_s", "fps", "reward_per_day", "mean_pain_nrs", "high_pain_fraction", "duty_cycle",
@@ -272,8 +272,14 @@ def test_sigusr2_checkpoints_hands_on_to_submitit_and_the_requeued_job_resumes(t
         buffer = pickle.load(fh)
     assert buffer.pos * 4 == stopped  # exactly the checkpoint's steps, none after it
 
-    # The requeued job runs the same config in the same folder: it resumes by itself.
-    value, out = train_in_process(run_dir, *args)
+    # The requeued job runs the same config in the same folder: it resumes by itself, once the folder is
+    # trusted (the replay buffer is a pickle; docs/reliability.md, "Trust boundary").
+    before = sorted((p.name, p.stat().st_mtime_ns) for p in run_dir.rglob("*"))
+    with pytest.raises(SystemExit) as refused:
+        train_in_process(run_dir, *args)
+    assert refused.value.code == 2
+    assert sorted((p.name, p.stat().st_mtime_ns) for p in run_dir.rglob("*")) == before
+    value, out = train_in_process(run_dir, *args, "trust_run_folder=true")
     assert f"resuming at {stopped:,} steps" in out
     st = status(run_dir)
     assert st["state"] == "finished" and st["result"]["timesteps"] == 24576 and value == st["result"]["objective"]
@@ -516,15 +522,21 @@ def test_corrupt_or_foreign_run_folders_are_refused_untouched(small_run, tmp_pat
     assert_refused([f"finetune_from={broken}"], "PL-RUN-FOLDER", ["train_config.json"], capsys, tmp_path, broken)
     # A folder that is not a training run.
     assert_refused([f"resume={tmp_path}"], "PL-RUN-FOLDER", ["train_config.json is missing"], capsys, tmp_path)
-    # A truncated checkpoint zip.
+    # A truncated checkpoint zip: it no longer matches the manifest in run.json.
     truncated = copy_run(small_run, tmp_path / "truncated")
     newest = truncated / "checkpoints" / f"ckpt_{checkpoint_steps(truncated)[-1]}_steps.zip"
     newest.write_bytes(newest.read_bytes()[:200])
+    assert_refused([f"resume={truncated}"], "PL-RUN-MANIFEST", [newest.name, "does not match the manifest"], capsys,
+                   tmp_path, truncated)
+    # The same with the manifest rewritten to match: the zip itself cannot be loaded.
+    from agents.run_manifest import record_files
+
+    record_files(truncated, [newest])
     assert_refused([f"resume={truncated}"], "PL-RUN-FOLDER", [newest.name, "cannot be loaded"], capsys,
                    tmp_path, truncated)
     # A checkpoint without its statistics.
     partial = copy_run(small_run, tmp_path / "partial")
-    (partial / "checkpoints" / f"ckpt_{checkpoint_steps(partial)[-1]}_steps_vecnormalize.pkl").unlink()
+    (partial / "checkpoints" / f"ckpt_{checkpoint_steps(partial)[-1]}_steps_vecnormalize.json").unlink()
     assert_refused([f"resume={partial}"], "PL-RUN-FOLDER", ["incomplete", "vecnormalize"], capsys, tmp_path, partial)
     # A run another process is still writing.
     busy = copy_run(small_run, tmp_path / "busy", state="running")
