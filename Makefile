@@ -17,7 +17,7 @@ export OPENBLAS_NUM_THREADS ?= 1
 help:
 	@echo "make demo       install if needed, train PPO briefly, then evaluate it and all baselines on the test cohort for a week"
 	@echo "make test       install if needed, then run the test suite"
-	@echo "make lint       ruff check"
+	@echo "make lint       ruff check and mypy (simenv, agents)"
 	@echo "make benchmark  simulator throughput (python -m experiments.benchmark --section simulator)"
 	@echo "make validate   the default cohort against its targets (python -m experiments.validate_model)"
 	@echo "make install    create $(VENV) and install painloop with every extra: $(EXTRAS) (also: make venv; make demo installs the core only)"
@@ -77,7 +77,7 @@ test: $(STAMP)
 	exit $$rc
 
 lint: $(STAMP)
-	$(VPY) -m ruff check .
+	$(VPY) -m ruff check . && $(VPY) -m mypy
 
 benchmark: $(STAMP)
 	$(VPY) -m experiments.benchmark --section simulator

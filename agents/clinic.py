@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -192,7 +193,7 @@ def fit_detector(record: ClinicRecord, settings: DetectorSettings, dt_s: float) 
     """Fit one patient's detector from its clinic record (see the module doc)."""
     F = settings.fractional_fixed_point
     update_rate = int(round(1000.0 * dt_s / settings.fft_interval_ms))
-    timing = {
+    timing: dict[str, Any] = {
         "dual_threshold": settings.dual_threshold,
         "fft_interval_ms": settings.fft_interval_ms,
         "update_rate_fft_intervals": update_rate,

@@ -229,7 +229,8 @@ def detector_dict(det: DetectorConfig) -> dict:
 
 def power_bands_for(inputs: Sequence[str], target: str) -> list[dict]:
     """Sensing power bands for these feature names: channel pairs per site (0-1 first site, 2-3 second)."""
-    bands, per_channel = [], {}
+    bands: list[dict] = []
+    per_channel: dict[int, int] = {}
     for name in dict.fromkeys(inputs):
         site, band = name.split("_", 1)
         s = L.SITES.index(site)
@@ -482,15 +483,15 @@ def validate_config(data: Any, dt_s: float | None = None) -> list[Violation]:
             f"tenths of a mA, HOLD = {HOLD_TENTHS_MA}, null for unused states).")
 
     # Timing of stimulation: pulse, rate, ramps.
-    for name, (lo, hi) in (("pulse_width_us", dev.pulse_width_us), ("rate_hz", dev.rate_hz)):
-        if not lo <= data[name] <= hi:
-            bad(f"$.{name}", f"{data[name]:g}; allowed on {target}: {lo:g} to {hi:g}.")
+    for name, (low, high) in (("pulse_width_us", dev.pulse_width_us), ("rate_hz", dev.rate_hz)):
+        if not low <= data[name] <= high:
+            bad(f"$.{name}", f"{data[name]:g}; allowed on {target}: {low:g} to {high:g}.")
     top = max([s for s in states if s is not None and s != HOLD] or [0.0])
     for name, code_name in (("ramp_up_ma_per_s", "ramp_up"), ("ramp_down_ma_per_s", "ramp_down")):
         r = data[name]
-        lo, hi = dev.ramp_ma_per_s
-        if not lo <= r <= hi:
-            bad(f"$.{name}", f"{r:g} mA/s; allowed on {target}: {lo:.3g} to {hi:g} mA/s.")
+        low, high = dev.ramp_ma_per_s
+        if not low <= r <= high:
+            bad(f"$.{name}", f"{r:g} mA/s; allowed on {target}: {low:.3g} to {high:g} mA/s.")
         if target == "percept" and top > 0 and not PERCEPT_RAMP_S[0] <= top / r <= PERCEPT_RAMP_S[1]:
             bad(f"$.{name}", f"a ramp over {top / r:.3g} s (to {top:g} mA); Percept ramps over "
                 f"{PERCEPT_RAMP_S[0]:g} s to {PERCEPT_RAMP_S[1] / 60:g} min.")

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -124,7 +125,7 @@ def rollout(
     shadow_amps = np.zeros((n, T)) if shadow is not None else None
     for t in range(T):
         feats[:, t] = info["features_raw"]
-        if shadow is not None:
+        if shadow is not None and shadow_amps is not None:  # both or neither
             shadow_amps[:, t] = _amplitudes(shadow, shadow.act(obs, info), batch)
         amp = _amplitudes(policy, policy.act(obs, info), batch)
         amps[:, t] = amp
@@ -278,7 +279,7 @@ def fit_candidates(
         subtract = np.array([to_fixed_point(norm_mean_db[j], F) for j in chosen])
         multiply = np.array([to_fixed_point(1.0 / norm_sd_db[j], F) for j in chosen])
     score = (X[:, chosen] - subtract) @ (weight * multiply)
-    base = {
+    base: dict[str, Any] = {
         "inputs": tuple(L.FEATURE_NAMES[j] for j in chosen),
         "weight": tuple(weight.tolist()),
         "norm_subtract": tuple(subtract.tolist()),
@@ -386,6 +387,7 @@ def distill(
         else:
             exported = ConfigPolicy("distilled", {int(p.uid): c for p, c in zip(patients, configs, strict=True)}, dt_s)
             ro = rollout(exported, patients, env, settings.seed + r, contexts_extra, shadow=make_source())
+            assert ro.shadow_ma is not None  # a rollout with a shadow policy records its amplitudes
             labels = ro.shadow_ma
         last = r == settings.dagger_rounds
         top_k = settings.select_top_k if last and settings.select_top_k > 0 else 1
@@ -450,6 +452,7 @@ def _select_closed_loop(make_source, patients, options, env: EnvSettings, seed: 
     extra = (lambda s: contexts_extra(owner[s])) if contexts_extra is not None else None
     ro = rollout(SlotConfigPolicy("candidates", flat, env.dt_s), slot_patients, env, seed, extra, shadow=make_source())
     scores = []
+    assert ro.shadow_ma is not None  # a rollout with a shadow policy records its amplitudes
     for s in range(len(flat)):
         a = decision_agreement(ro.shadow_ma[s, 1:], ro.amplitudes_ma[s, 1:])
         bacc = a["balanced_accuracy"] if np.isfinite(a["balanced_accuracy"]) else 0.0

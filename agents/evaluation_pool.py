@@ -179,7 +179,7 @@ def merge_results(results: Sequence, patients: list):
         label: {metric: np.concatenate([r.per_patient[label][metric] for r in results]) for metric in first.per_patient[label]}
         for label in first.labels
     }
-    traces = next((r.traces for r in results if r.traces), {})
+    traces: dict[str, dict[str, np.ndarray]] = next((r.traces for r in results if r.traces), {})
     detectors = {label: [d for r in results for d in r.detectors[label]] for label in first.detectors}
     actions = {label: np.concatenate([r.actions[label] for r in results], axis=0) for label in first.actions}
     return EvaluationResult(

@@ -71,6 +71,9 @@ def _module(policy):
         raise PainloopError("PL-EXPORT-SOURCE", f"action space {space}; allowed: Discrete or Box.")
 
     class Fused(torch.nn.Module):
+        low: torch.Tensor  # buffers, registered below
+        high: torch.Tensor
+
         def __init__(self) -> None:
             super().__init__()
             self.body = body

@@ -61,7 +61,7 @@ class BasePolicy:
 
     uses_latent: ClassVar[bool] = False
     needs_detector: ClassVar[bool] = False
-    action_mode: ClassVar[str] = "on_off"
+    action_mode: str = "on_off"  # an instance may set its own (RLPolicy)
     #: False for controllers that decide from ``info`` alone: an evaluation of
     #: only such controllers skips assembling observations.
     reads_observations: ClassVar[bool] = True

@@ -98,7 +98,7 @@ class RLPolicy(BasePolicy):
         self._t = 0
         self._state = None
         self._episode_start = np.ones(self.n, dtype=bool)
-        self._last = None
+        self._last: np.ndarray | None = None
 
     def own_observation(self, observations: np.ndarray) -> np.ndarray:
         """The policy's own columns (``observation_names``) of a batch of observations, shape (n, n_own).
@@ -128,7 +128,8 @@ class RLPolicy(BasePolicy):
         return np.clip((obs - self.obs_mean) * self.obs_scale, -self.clip_obs, self.clip_obs).astype(np.float32)
 
     def act(self, observations: np.ndarray, info: dict) -> np.ndarray:
-        if self._last is None or self._t % self.steps_per_decision == 0:
+        last = self._last
+        if last is None or self._t % self.steps_per_decision == 0:
             obs = self.normalise(observations)
             if self.recurrent:
                 action, self._state = self.model.predict(
@@ -137,9 +138,9 @@ class RLPolicy(BasePolicy):
                 self._episode_start = np.zeros(self.n, dtype=bool)
             else:
                 action, _ = self.model.predict(obs, deterministic=True)
-            self._last = action
+            last = self._last = action
         self._t += 1
-        return self._last
+        return last
 
 
 def read_train_config(run: Path) -> dict:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, cast
 
 import numpy as np
 from gymnasium import spaces
@@ -276,7 +277,7 @@ class PainStimBatch:
     # ------------------------------------------------------------- actions
     def amplitudes_for(
         self,
-        actions: np.ndarray,
+        actions: Any,  # whatever a policy returned: refused with PL-ACTION-INVALID unless valid
         mode: str | None = None,
         slots: slice = slice(None),
         n_levels: int | None = None,
@@ -306,7 +307,7 @@ class PainStimBatch:
             raise PainloopError("PL-ENV-ARG", f"action_mode='{mode}'; allowed: {list(ACTION_MODES)}.")
         return self._discrete_amplitudes(actions, self.discrete_table(mode, slots, n_levels), mode)
 
-    def _discrete_amplitudes(self, actions: np.ndarray, table_ma: np.ndarray, mode: str) -> np.ndarray:
+    def _discrete_amplitudes(self, actions: Any, table_ma: np.ndarray, mode: str) -> np.ndarray:
         """``table_ma[p, actions[p]]`` per slot; an action that is not a whole number in range raises."""
         a = np.asarray(actions).reshape(-1)
         n, n_actions = table_ma.shape
@@ -365,7 +366,7 @@ class PainStimBatch:
         if seed is None and not self._started:
             # Like Gymnasium: a first reset without a seed draws one from OS
             # entropy (``seed_value`` tells which), so episode 0 is still played.
-            seed = int(np.random.SeedSequence().entropy % (2**63))
+            seed = int(cast(int, np.random.SeedSequence().entropy) % (2**63))  # a fresh sequence's entropy is an int
         if seed is not None:
             if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
                 raise PainloopError("PL-ENV-ARG", f"seed={seed!r}; allowed: a whole number >= 0.")
@@ -541,7 +542,7 @@ class PainStimBatch:
     def step_info(self) -> dict:
         """Info of the last decision, batched: latent quantities, energies, events, reward terms."""
         packed = self.last_info
-        info = {name: packed[:, i] for i, name in enumerate(STEP_INFO)}
+        info: dict[str, Any] = {name: packed[:, i] for i, name in enumerate(STEP_INFO)}
         info.update(self._ids())
         info["features_raw"] = self.core.features_db.copy()
         info["reward_terms"] = {name: self.last_terms[:, i] for i, name in enumerate(TERMS)}

@@ -67,5 +67,5 @@ def normalisation_for(
     missing = [p for p in dict.fromkeys(patients) if (p, *key) not in _STORE]
     if missing:
         for patient, norm in zip(missing, _run(missing, *key), strict=True):
-            _STORE[(patient, *key)] = norm
-    return [_STORE[(p, *key)] for p in patients]
+            _STORE[(patient, key[0], key[1], key[2])] = norm
+    return [_STORE[(p, key[0], key[1], key[2])] for p in patients]

@@ -177,10 +177,10 @@ class BatchedCore:
     # ------------------------------------------------------------------ resets
     def reset_slots(
         self,
-        slots: Sequence[int],
+        slots: Sequence[int] | np.ndarray,
         patients: Sequence[Patient],
-        seeds: Sequence[int],
-        episodes: Sequence[int],
+        seeds: Sequence[int] | np.ndarray,
+        episodes: Sequence[int] | np.ndarray,
         initial_state: str = "naive",
     ) -> None:
         """Start an episode in each given slot: patient, seed and episode index per slot."""
@@ -279,7 +279,7 @@ class BatchedCore:
         return self.outputs
 
     # ----------------------------------------------------------------- checks
-    def check_finite(self, slots: Sequence[int] | range, when: str) -> None:
+    def check_finite(self, slots: Sequence[int] | range | np.ndarray, when: str) -> None:
         """Raise ``PL-STATE-NONFINITE`` naming slot, step and variable if any state is NaN/inf."""
         idx = np.asarray(list(slots), dtype=np.int64)
         if idx.size == 0:

@@ -27,7 +27,7 @@ class PainloopError(ValueError):
         return (_restore_error, (type(self), self.code, self.detail, dict(self.__dict__)))
 
 
-def _restore_error(cls: type, code: str, message: str, state: dict) -> PainloopError:
+def _restore_error(cls: type[PainloopError], code: str, message: str, state: dict) -> PainloopError:
     error = cls.__new__(cls)
     PainloopError.__init__(error, code, message)
     error.__dict__.update(state)

@@ -156,7 +156,11 @@ class NoiseStreams:
         return z[0], u[0]
 
     def start_many(
-        self, slots: Sequence[int], seeds: Sequence[int], uids: Sequence[int], episodes: Sequence[int]
+        self,
+        slots: Sequence[int] | np.ndarray,
+        seeds: Sequence[int] | np.ndarray,
+        uids: Sequence[int] | np.ndarray,
+        episodes: Sequence[int] | np.ndarray,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Begin episodes in several slots; return initial draws of shape (len(slots), ...)."""
         slots = [int(s) for s in slots]
@@ -165,8 +169,8 @@ class NoiseStreams:
         initial_n = np.zeros((len(slots), N_INITIAL_NORMALS))
         initial_u = np.zeros((len(slots), N_INITIAL_UNIFORMS))
         groups: dict[tuple[int, int, int], list[int]] = {}
-        for k, key in enumerate(zip(seeds, uids, episodes, strict=True)):
-            groups.setdefault(tuple(int(x) for x in key), []).append(k)
+        for k, (seed_k, uid_k, episode_k) in enumerate(zip(seeds, uids, episodes, strict=True)):
+            groups.setdefault((int(seed_k), int(uid_k), int(episode_k)), []).append(k)
         leads = []
         for (seed, uid, episode), members in groups.items():
             lead = slots[members[0]]

@@ -55,7 +55,9 @@ def forget_when_changed(module_name: str, depends_on: Sequence[str]) -> bool:
     if not dispatchers:
         return False
     digest = sources_digest([module_name, *depends_on])
-    stamp = Path(dispatchers[0]._cache.cache_path) / f"{module_name}.sources-sha256"
+    # ``_cache`` is numba's own (private) attribute, absent from its annotations.
+    cache_path = dispatchers[0]._cache.cache_path  # type: ignore[attr-defined]
+    stamp = Path(cache_path) / f"{module_name}.sources-sha256"
     try:
         if stamp.read_text() == digest:
             return False
@@ -63,7 +65,7 @@ def forget_when_changed(module_name: str, depends_on: Sequence[str]) -> bool:
         pass  # no stamp yet: a cache filled before the stamp existed is not trusted either
     try:
         for dispatcher in dispatchers:
-            dispatcher._cache.flush()
+            dispatcher._cache.flush()  # type: ignore[attr-defined]  # numba's private cache
         stamp.parent.mkdir(parents=True, exist_ok=True)
         partial = stamp.with_name(f"{stamp.name}.{os.getpid()}.tmp")
         partial.write_text(digest)

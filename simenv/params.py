@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from simenv.errors import PainloopError
 from simenv.safety import check_stimulation_safe
@@ -51,7 +52,7 @@ def param(
     )
 
 
-def _range_text(meta: dict[str, Any]) -> str:
+def _range_text(meta: Mapping[str, Any]) -> str:
     left = "(" if meta["low_open"] else "["
     right = ")" if meta["high_open"] else "]"
     return f"{left}{meta['low']:g}, {meta['high']:g}{right}"
@@ -61,9 +62,11 @@ class _Validated:
     """Mixin: check every float field against its metadata range."""
 
     _group: str = ""
+    #: Set by ``@dataclass`` on every subclass (declared here for the type checker only).
+    __dataclass_fields__: ClassVar[dict[str, dataclasses.Field[Any]]]
 
     def __post_init__(self) -> None:
-        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+        for f in dataclasses.fields(self):
             meta = f.metadata
             if "low" not in meta:
                 continue
@@ -229,7 +232,7 @@ class BatteryParams(_Validated):
     capacity_j: float = param(30_000.0, 1.0, 1e7, "usable battery energy", "*assumed*: gives 4.4 years of continuous default stimulation")
 
 
-GROUPS: dict[str, type] = {
+GROUPS: dict[str, type[_Validated]] = {
     "pain": PainParams,
     "relief": ReliefParams,
     "tolerance": ToleranceParams,
@@ -272,7 +275,7 @@ class PatientParams:
                 "PL-PARAM-UNKNOWN",
                 f"{where}: unknown parameter group(s) {unknown}; allowed: {sorted(GROUPS)}.",
             )
-        groups = {}
+        groups: dict[str, Any] = {}
         for name, klass in GROUPS.items():
             values = data.get(name) or {}
             if not isinstance(values, dict):
