@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from agents.detector import MAX_INPUTS, DetectorConfig
-from agents.run_files import read_json_file
+from agents.json_data import read_json_file
 from simenv import layout as L
 from simenv.errors import PainloopError, UnsafeStimulationError
 from simenv.safety import check_stimulation_safe
@@ -529,7 +529,7 @@ def load_config(path: str | Path, dt_s: float | None = None) -> dict:
     """Read and validate one config file (a corrupted file fails with ``PL-CONFIG-SCHEMA``)."""
     path = Path(path)
     try:
-        data = read_json_file(path)  # NaN/Infinity and files over 4 MiB refused (agents.run_files)
+        data = read_json_file(path)  # NaN/Infinity and files over 4 MiB refused (agents.json_data)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ConfigError(
             "PL-CONFIG-SCHEMA",

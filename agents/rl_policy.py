@@ -194,7 +194,7 @@ def load_run_policy(
         )
     if which not in ("best", "final"):
         raise PainloopError("PL-RUN-FOLDER", f"which='{which}'; allowed: 'best' or 'final'.")
-    from agents import run_files, run_manifest
+    from agents import run_files, run_manifest, run_statistics
 
     names = list(run_files.STATS_FOR_MODEL.items())[::-1]  # best first
     if which == "final":
@@ -214,7 +214,7 @@ def load_run_policy(
     mean = var = None
     clip_obs, epsilon = 10.0, 1e-8
     if stats_path is not None and (stats_path.is_file() or stats_path.name in files):
-        stats = run_files.load_statistics(run, stats_path, files)
+        stats = run_statistics.load_statistics(run, stats_path, files)
         if stats.norm_obs:
             mean = np.asarray(stats.obs_mean, dtype=np.float32)
             var = np.asarray(stats.obs_var, dtype=np.float32)

@@ -2,7 +2,7 @@
 
 docs/reliability.md, "Trust boundary", is the user's account. In short:
 
-- **Statistics** (``VecNormalize``'s running means, variances and counts,
+- **Statistics** (``agents.run_statistics``: ``VecNormalize``'s running means, variances and counts,
   clip values, epsilon, gamma, and the model's recent-episode buffers) are
   JSON (``vecnormalize.json``, ``best_vecnormalize.json``,
   ``checkpoints/ckpt_<n>_steps_vecnormalize.json``), read with NaN and
@@ -28,26 +28,21 @@ checked against the manifest in ``run.json`` and then used as they are.
 
 from __future__ import annotations
 
-import dataclasses
 import inspect
 import io
-import json
-import math
 import re
 import zipfile
 from collections import deque
 from collections.abc import Mapping
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any, cast
-
-import numpy as np
 
 from agents import run_manifest
 from agents.atomic_io import write_bytes_atomic
+from agents.json_data import strict_json
+from agents.run_statistics import Statistics, statistics_bytes
 from simenv.errors import PainloopError
 
-STATS_FORMAT = "painloop.vecnormalize/v1"
 VECNORMALIZE = "vecnormalize.json"
 BEST_VECNORMALIZE = "best_vecnormalize.json"
 TRAIN_CONFIG = "train_config.json"
@@ -60,8 +55,6 @@ LEGACY_CHECKPOINT_STATS = "ckpt_*_steps_vecnormalize.pkl"
 #: The most a model zip may unpack to, and the largest ``data`` entry.
 MAX_UNPACKED_BYTES = 1 << 30
 MAX_DATA_BYTES = 16 << 20
-#: The largest controller config (``painloop.controller/v1``) read: real ones are a few kB.
-MAX_CONFIG_BYTES = 4 << 20
 _PTH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*\.pth$")
 #: Attributes ``BaseAlgorithm.save`` never writes; a ``data`` entry naming one is dropped.
 _NEVER_LOADED = ("policy", "device", "env", "replay_buffer", "rollout_buffer", "_vec_normalize_env",
@@ -74,215 +67,8 @@ _FROM_HYPERPARAMS = ("clip_range", "clip_range_vf", "train_freq")
 #: Default policy per algorithm when train_config.json names none.
 _DEFAULT_POLICY = {"RecurrentPPO": "MlpLstmPolicy"}
 ACTIVATIONS = ("tanh", "relu", "elu", "leaky_relu")
-_EP_KEYS = ("r", "l", "t")
 #: Codes a load raises for a file it must not use: never skipped for an older checkpoint.
 REFUSED_CODES = ("PL-RUN-MANIFEST", "PL-RUN-UNSAFE", "PL-RUN-TRUST", "PL-RUN-LEGACY")
-_EP_DTYPES = ("float16", "float32", "float64", "int8", "int16", "int32", "int64", "bool")
-
-
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not allowed (JSON has no NaN or Infinity)")
-
-
-def strict_json(data: bytes | str, where: str, code: str = "PL-RUN-FOLDER", max_bytes: int = MAX_DATA_BYTES) -> Any:
-    """JSON text as data: UTF-8, at most ``max_bytes``, NaN/Infinity refused; ``code`` names bad content."""
-    raw = data.encode() if isinstance(data, str) else data
-    if len(raw) > max_bytes:
-        raise PainloopError(code, f"'{where}' is {len(raw)} bytes; allowed: at most {max_bytes}.")
-    try:
-        return json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant)
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise PainloopError(code, f"'{where}' is not valid JSON: {exc}.") from None
-
-
-def read_json_file(path: str | Path, max_bytes: int | None = None) -> Any:
-    """A JSON file someone else may have written, as data: at most ``max_bytes``, UTF-8, NaN and Infinity refused.
-
-    Raises what ``json.loads(path.read_text())`` would (``OSError``,
-    ``UnicodeDecodeError``, ``json.JSONDecodeError``), so a caller's error
-    handling stays as it is; a file that is too large or holds NaN/Infinity
-    is a ``json.JSONDecodeError``.
-    """
-    limit = MAX_CONFIG_BYTES if max_bytes is None else max_bytes
-    p = Path(path)
-    size = p.stat().st_size
-    if size > limit:
-        raise json.JSONDecodeError(f"the file is {size} bytes; allowed: at most {limit} bytes", "", 0)
-    text = p.read_bytes().decode("utf-8")
-
-    def refuse(name: str) -> Any:
-        raise json.JSONDecodeError(f"{name} is not allowed (JSON has no NaN or Infinity)", text, 0)
-
-    return json.loads(text, parse_constant=refuse)
-
-
-# -- statistics ------------------------------------------------------------------------------------------
-@dataclasses.dataclass(frozen=True)
-class Statistics:
-    """What a ``VecNormalize`` keeps (and the model's recent-episode buffers, for an exact resume)."""
-
-    norm_obs: bool
-    norm_reward: bool
-    clip_obs: float
-    clip_reward: float
-    gamma: float
-    epsilon: float
-    obs_mean: np.ndarray
-    obs_var: np.ndarray
-    obs_count: float
-    ret_mean: np.ndarray
-    ret_var: np.ndarray
-    ret_count: float
-    ep_info: list[dict[str, Any]] | None = None
-    ep_success: list[Any] | None = None
-
-
-def _floats(a: Any) -> Any:
-    arr = np.asarray(a, dtype=np.float64)
-    return float(arr) if arr.ndim == 0 else arr.tolist()
-
-
-def _buffer_json(buffer: Any) -> dict[str, Any] | None:
-    if buffer is None:
-        return None
-    items = list(buffer)
-    out: dict[str, Any] = {"n": len(items)}
-    for key in _EP_KEYS:
-        if items and all(isinstance(i, dict) and key in i for i in items):
-            arr = np.asarray([i[key] for i in items])
-            out[key] = {"dtype": str(arr.dtype), "values": arr.tolist()}
-    return out
-
-
-def _success_json(buffer: Any) -> dict[str, Any] | None:
-    if buffer is None:
-        return None
-    arr = np.asarray(list(buffer))
-    return {"dtype": str(arr.dtype) if len(arr) else "bool", "values": arr.tolist()}
-
-
-def statistics_bytes(vecnormalize: Any, model: Any = None) -> bytes:
-    """``vecnormalize``'s statistics (and ``model``'s episode buffers) as JSON bytes."""
-    v = vecnormalize
-    data = {
-        "format": STATS_FORMAT,
-        "norm_obs": bool(v.norm_obs),
-        "norm_reward": bool(v.norm_reward),
-        "clip_obs": float(v.clip_obs),
-        "clip_reward": float(v.clip_reward),
-        "gamma": float(v.gamma),
-        "epsilon": float(v.epsilon),
-        "obs_rms": {"mean": _floats(v.obs_rms.mean), "var": _floats(v.obs_rms.var), "count": float(v.obs_rms.count)},
-        "ret_rms": {"mean": _floats(v.ret_rms.mean), "var": _floats(v.ret_rms.var), "count": float(v.ret_rms.count)},
-        "ep_info_buffer": _buffer_json(getattr(model, "ep_info_buffer", None)),
-        "ep_success_buffer": _success_json(getattr(model, "ep_success_buffer", None)),
-    }
-    return (json.dumps(data, allow_nan=False) + "\n").encode()
-
-
-def _number(d: Mapping[str, Any], key: str, where: str) -> float:
-    value = d.get(key)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise PainloopError("PL-RUN-FOLDER", f"statistics '{where}': {key}={value!r}; allowed: a finite number.")
-    return float(value)
-
-
-def _array(d: Any, key: str, where: str) -> np.ndarray:
-    value = d.get(key) if isinstance(d, dict) else None
-    try:
-        arr = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        arr = np.asarray(np.nan)
-    if value is None or arr.ndim > 1 or not np.all(np.isfinite(arr)):
-        raise PainloopError("PL-RUN-FOLDER", f"statistics '{where}': {key} is {str(value)[:60]!r}; allowed: finite "
-                                             "numbers (one per observation entry).")
-    return arr
-
-
-def _buffer_items(d: Any, where: str) -> list[dict[str, Any]] | None:
-    if d is None:
-        return None
-    n = d.get("n") if isinstance(d, dict) else None
-    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-        raise PainloopError("PL-RUN-FOLDER", f"statistics '{where}': ep_info_buffer is malformed.")
-    columns: dict[str, np.ndarray] = {}
-    for key in _EP_KEYS:
-        if key in d:
-            col = d[key]
-            dtype = col.get("dtype") if isinstance(col, dict) else None
-            values = col.get("values") if isinstance(col, dict) else None
-            if dtype not in _EP_DTYPES or not isinstance(values, list) or len(values) != n:
-                raise PainloopError("PL-RUN-FOLDER", f"statistics '{where}': ep_info_buffer.{key} is malformed.")
-            try:
-                columns[key] = np.asarray(values, dtype=np.dtype(dtype))
-            except (TypeError, ValueError):
-                raise PainloopError("PL-RUN-FOLDER", f"statistics '{where}': ep_info_buffer.{key} is malformed.") from None
-    return [{k: columns[k][i] for k in columns} for i in range(n)]
-
-
-def _success_items(d: Any, where: str) -> list[Any] | None:
-    if d is None:
-        return None
-    dtype = d.get("dtype") if isinstance(d, dict) else None
-    values = d.get("values") if isinstance(d, dict) else None
-    if dtype not in _EP_DTYPES or not isinstance(values, list):
-        raise PainloopError("PL-RUN-FOLDER", f"statistics '{where}': ep_success_buffer is malformed.")
-    try:
-        return list(np.asarray(values, dtype=np.dtype(dtype)))
-    except (TypeError, ValueError):
-        raise PainloopError("PL-RUN-FOLDER", f"statistics '{where}': ep_success_buffer is malformed.") from None
-
-
-def read_statistics(data: bytes, where: str) -> Statistics:
-    """Statistics from the JSON bytes ``statistics_bytes`` writes; anything else is ``PL-RUN-FOLDER``."""
-    d = strict_json(data, where)
-    if not isinstance(d, dict) or d.get("format") != STATS_FORMAT:
-        raise PainloopError("PL-RUN-FOLDER", f"statistics '{where}' are not {STATS_FORMAT} JSON; allowed: the file "
-                                             "experiments.train writes.")
-    obs, ret = d.get("obs_rms"), d.get("ret_rms")
-    if not isinstance(obs, dict) or not isinstance(ret, dict):
-        raise PainloopError("PL-RUN-FOLDER", f"statistics '{where}': obs_rms and ret_rms must be mappings.")
-    flags = {k: d.get(k) for k in ("norm_obs", "norm_reward")}
-    if not all(isinstance(v, bool) for v in flags.values()):
-        raise PainloopError("PL-RUN-FOLDER", f"statistics '{where}': {flags}; allowed: true or false.")
-    stats = Statistics(
-        norm_obs=bool(flags["norm_obs"]), norm_reward=bool(flags["norm_reward"]),
-        clip_obs=_number(d, "clip_obs", where), clip_reward=_number(d, "clip_reward", where),
-        gamma=_number(d, "gamma", where), epsilon=_number(d, "epsilon", where),
-        obs_mean=_array(obs, "mean", where), obs_var=_array(obs, "var", where),
-        obs_count=_number(obs, "count", where),
-        ret_mean=_array(ret, "mean", where), ret_var=_array(ret, "var", where), ret_count=_number(ret, "count", where),
-        ep_info=_buffer_items(d.get("ep_info_buffer"), where),
-        ep_success=_success_items(d.get("ep_success_buffer"), where),
-    )
-    if stats.obs_mean.shape != stats.obs_var.shape or np.any(stats.obs_var < 0) or np.any(stats.ret_var < 0):
-        raise PainloopError("PL-RUN-FOLDER", f"statistics '{where}': mean and var differ in length or a var is "
-                                             "negative; allowed: the file experiments.train writes.")
-    return stats
-
-
-def load_statistics(run_dir: str | Path, path: str | Path, files: Mapping[str, str] | None = None) -> Statistics:
-    """A statistics file of a run folder, checked against its manifest."""
-    return read_statistics(run_manifest.read_verified(run_dir, path, files), str(path))
-
-
-def vecnormalize_from(stats: Statistics, venv: Any, where: str = "statistics", training: bool = True) -> Any:
-    """A ``VecNormalize`` over ``venv`` holding ``stats`` (what unpickling and ``set_venv`` gave before)."""
-    from stable_baselines3.common.vec_env import VecNormalize
-
-    shape = tuple(venv.observation_space.shape)
-    if stats.obs_mean.shape != shape:
-        raise PainloopError(
-            "PL-RUN-SETTINGS",
-            f"statistics '{where}' hold {stats.obs_mean.shape} observation entries, the env has {shape}; allowed: "
-            "the training settings.",
-        )
-    v = VecNormalize(venv, training=training, norm_obs=stats.norm_obs, norm_reward=stats.norm_reward,
-                     clip_obs=stats.clip_obs, clip_reward=stats.clip_reward, gamma=stats.gamma, epsilon=stats.epsilon)
-    obs_rms = cast(Any, v.obs_rms)  # a Box observation: one RunningMeanStd
-    obs_rms.mean, obs_rms.var, obs_rms.count = stats.obs_mean.copy(), stats.obs_var.copy(), stats.obs_count
-    v.ret_rms.mean, v.ret_rms.var, v.ret_rms.count = stats.ret_mean.copy(), stats.ret_var.copy(), stats.ret_count
-    return v
 
 
 # -- models -------------------------------------------------------------------------------------------------
@@ -297,19 +83,34 @@ def algorithm_class(algo_class: str) -> type:
 
 def spaces_for(env_settings: Mapping[str, Any]) -> tuple[Any, Any]:
     """(observation space, action space) of the SB3 adapter under ``env_settings`` (no simulation runs)."""
-    from simenv.batch import EnvSettings, PainStimBatch, observation_names, with_added_settings
+    from simenv.batch import (
+        EnvSettings,
+        action_space_for,
+        observation_space_for,
+        with_added_settings,
+    )
 
     recorded = with_added_settings(dict(env_settings))
     keys = ("action_mode", "n_levels", "feature_history", "include_self_report", "observation")
     settings = EnvSettings(**{k: recorded[k] for k in keys if k in recorded})
-    # The batch's own space builders read only these two attributes: one copy of the definition.
-    shell = cast(PainStimBatch, SimpleNamespace(settings=settings, obs_dim=len(observation_names(settings))))
-    return PainStimBatch._make_observation_space(shell), PainStimBatch._make_action_space(shell)
+    return observation_space_for(settings), action_space_for(settings)
+
+
+def activation_class(name: Any) -> type | None:
+    """The torch module an ``activation_fn`` name stands for (one of ``ACTIVATIONS``), or None."""
+    from torch import nn
+
+    classes = {"tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU, "leaky_relu": nn.LeakyReLU}
+    return classes.get(name) if isinstance(name, str) else None
+
+
+def first_line(exc: BaseException) -> str:
+    """An exception's first line of text (its type's name when it has none), for one-line error messages."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _policy_kwargs(train_config: Mapping[str, Any], where: str) -> dict[str, Any]:
-    from torch import nn
-
     agent = ((train_config.get("config") or {}).get("agent") or {}) if isinstance(train_config, dict) else {}
     kwargs = agent.get("policy_kwargs") if isinstance(agent, dict) else None
     if not isinstance(kwargs, dict):
@@ -320,10 +121,10 @@ def _policy_kwargs(train_config: Mapping[str, Any], where: str) -> dict[str, Any
         )
     out = dict(kwargs)
     act = out.pop("activation_fn", "tanh")
-    classes = {"tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU, "leaky_relu": nn.LeakyReLU}
-    if act not in classes:
+    module = activation_class(act)
+    if module is None:
         raise PainloopError("PL-RUN-FOLDER", f"model '{where}': activation_fn={act!r}; allowed: {list(ACTIVATIONS)}.")
-    out["activation_fn"] = classes[act]
+    out["activation_fn"] = module
     return out
 
 
@@ -411,10 +212,9 @@ def read_model_zip(data: bytes, where: str) -> tuple[dict[str, Any], dict[str, A
             try:
                 obj = torch.load(io.BytesIO(archive.read(name)), map_location="cpu", weights_only=True)
             except Exception as exc:  # noqa: BLE001 - a refused or broken pickle: either way nothing ran
-                text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
                 code = "PL-RUN-UNSAFE" if "weights only" in str(exc).lower() else "PL-RUN-FOLDER"
                 raise PainloopError(code, f"model '{where}': member '{name}' was refused by torch's weights-only "
-                                          f"loader ({text}).") from None
+                                          f"loader ({first_line(exc)}).") from None
             if name in ("pytorch_variables.pth", "tensors.pth"):
                 variables = obj
             else:
@@ -465,19 +265,18 @@ def load_model(
     algo_class = str(train_config.get("algo_class", ""))
     cls = algorithm_class(algo_class)
     entries, params, variables = read_model_zip(raw, where)
-    supplied = supplied_entries(cls, algo_class, entries, train_config, where, statistics)
-    data = {k: v for k, v in entries.items() if k not in _NEVER_LOADED}
-    data.update(supplied)
-    for key in ("observation_space", "action_space", "policy_class"):
-        if key not in data:
-            raise PainloopError("PL-RUN-FOLDER", f"model '{where}' cannot be loaded: its data has no '{key}'.")
     try:
+        supplied = supplied_entries(cls, algo_class, entries, train_config, where, statistics)
+        data = {k: v for k, v in entries.items() if k not in _NEVER_LOADED}
+        data.update(supplied)
+        for key in ("observation_space", "action_space", "policy_class"):
+            if key not in data:
+                raise PainloopError("PL-RUN-FOLDER", f"model '{where}' cannot be loaded: its data has no '{key}'.")
         return assemble_model(cls, data, params, variables, env=env, overrides=overrides)
     except PainloopError:
         raise
     except Exception as exc:  # noqa: BLE001 - other spaces, other weights, a malformed entry
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise PainloopError("PL-RUN-FOLDER", f"model '{where}' cannot be loaded: {first}.") from None
+        raise PainloopError("PL-RUN-FOLDER", f"model '{where}' cannot be loaded: {first_line(exc)}.") from None
 
 
 # -- writing -------------------------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from agents.atomic_io import write_text_atomic
+from agents.json_data import strict_json
 from simenv.errors import PainloopError
 
 RUN_FILE = "run.json"
@@ -62,19 +63,10 @@ def _read_run_json(run_dir: Path) -> dict[str, Any] | None:
         return None
     except OSError as exc:
         raise PainloopError("PL-RUN-FOLDER", f"'{path}' cannot be read: {exc}.") from None
-    if len(raw) > MAX_FILE_BYTES:
-        raise PainloopError("PL-RUN-FOLDER", f"'{path}' is {len(raw)} bytes; allowed: at most {MAX_FILE_BYTES}.")
-    try:
-        data = json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise PainloopError("PL-RUN-FOLDER", f"'{path}' is not valid JSON: {exc}.") from None
+    data = strict_json(raw, str(path), max_bytes=MAX_FILE_BYTES)
     if not isinstance(data, dict):
         raise PainloopError("PL-RUN-FOLDER", f"'{path}' holds {type(data).__name__}; allowed: a JSON mapping.")
     return data
-
-
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not allowed")
 
 
 def manifest_files(run_dir: str | Path) -> dict[str, str] | None:

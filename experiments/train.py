@@ -48,7 +48,7 @@ from typing import Any  # noqa: E402
 import hydra  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
-from agents import run_files, run_manifest  # noqa: E402
+from agents import run_files, run_manifest, run_statistics  # noqa: E402
 from experiments import hydra_schema, sweep_objective, sweep_rerun, training_schema  # noqa: E402
 from experiments import training_folder as tf  # noqa: E402
 from experiments.run_folder import (  # noqa: E402
@@ -477,8 +477,8 @@ def build(plan: TrainPlan, run_dir: Path, existing: ResumeState | None) -> Built
     resumed_from = None
 
     def load_checkpoint(start: int, paths: dict) -> tuple:
-        stats = run_files.load_statistics(run_dir, paths["vecnormalize"])
-        venv = run_files.vecnormalize_from(stats, monitored, str(paths["vecnormalize"]))
+        stats = run_statistics.load_statistics(run_dir, paths["vecnormalize"])
+        venv = run_statistics.vecnormalize_from(stats, monitored, str(paths["vecnormalize"]))
         seed = _derived_seed(plan.seed, start)
         env.seed(seed)
         model = load_model(plan.algo, paths["model"], venv, run_dir=run_dir, train_config=existing.recorded,
@@ -508,7 +508,7 @@ def build(plan: TrainPlan, run_dir: Path, existing: ResumeState | None) -> Built
         resumed_from = str(paths["model"].relative_to(run_dir))
     elif plan.finetune is not None:
         src = plan.finetune
-        venv = run_files.vecnormalize_from(run_files.load_statistics(src.path, src.stats), monitored, str(src.stats))
+        venv = run_statistics.vecnormalize_from(run_statistics.load_statistics(src.path, src.stats), monitored, str(src.stats))
         env.seed(plan.seed)
         model = load_model(plan.algo, src.model, venv, overrides=dict(plan.hyperparams), run_dir=src.path,
                            train_config=src.config)
@@ -704,11 +704,12 @@ def _format_value(value: Any) -> str:
     return str(value)
 
 
-def precheck(argv: Sequence[str]) -> tuple[list[str], Path | None, bool | None]:
+def precheck(argv: Sequence[str]) -> tuple[list[str], Path | None, dict[str, Any]]:
     """Check the command line before Hydra runs.
 
     Returns (the command line to hand to Hydra, the folder ``resume`` names or
-    None, the ``progress_bar`` override). With ``finetune_from``, the source
+    None, the keys a resume takes from the command line: ``progress_bar`` and
+    ``trust_run_folder``, parsed). With ``finetune_from``, the source
     run's agent and policy-shaping env settings are added unless given.
     Raises ``PainloopError``.
     """
@@ -725,7 +726,7 @@ def precheck(argv: Sequence[str]) -> tuple[list[str], Path | None, bool | None]:
             continue  # check_overrides reports it
         parsed[ov.key_or_group] = ov
     sweeping = any(o.is_sweep_override() for o in parsed.values()) or any(f in ("-m", "--multirun") for f in flags)
-    progress = parsed["progress_bar"].value() if "progress_bar" in parsed else None
+    kept: dict[str, Any] = {"progress_bar": parsed["progress_bar"].value() if "progress_bar" in parsed else None}
     resume = parsed.get("resume")
     if resume is not None and resume.value() is not None and not resume.is_sweep_override():
         others = sorted(k for k in parsed if k not in ("resume", "progress_bar", "trust_run_folder")
@@ -739,7 +740,11 @@ def precheck(argv: Sequence[str]) -> tuple[list[str], Path | None, bool | None]:
         hydra_schema.check_overrides(overrides, training_schema.TrainConfig, training_schema.GROUPS)
         path = Path(str(resume.value()))
         read_run_config(path)
-        return list(argv), path, progress
+        trust = parsed["trust_run_folder"].value() if "trust_run_folder" in parsed else False
+        if trust not in (True, False):  # also 1 and 0
+            raise PainloopError("PL-CONFIG-VALUE", f"trust_run_folder={trust!r}; allowed: true or false.")
+        kept["trust_run_folder"] = bool(trust)
+        return list(argv), path, kept
     extra: list[str] = []
     finetune = parsed.get("finetune_from")
     if finetune is not None and finetune.value() is not None and not finetune.is_sweep_override():
@@ -776,7 +781,7 @@ def precheck(argv: Sequence[str]) -> tuple[list[str], Path | None, bool | None]:
                                      group_codes=training_schema.GROUP_CODES, valid_keys=keys)
     if not sweeping:
         hydra_schema.compose_check("train", fixed, DOCS)
-    return hydra_schema.splice_overrides(argv, overrides, fixed), None, progress
+    return hydra_schema.splice_overrides(argv, overrides, fixed), None, kept
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -785,13 +790,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     _TYPED_ARGV = [sys.argv[0], *args]
     try:
-        args, resume, progress = precheck(args)
+        args, resume, kept = precheck(args)
     except PainloopError as exc:
         report_error(exc)
         raise SystemExit(EXIT_BAD_INPUT) from None
     if resume is not None:  # the folder has its config and is its own run folder: no Hydra composition
-        trust = any(a.strip().lower() in ("trust_run_folder=true", "trust_run_folder=1") for a in args)
-        run({"resume": str(resume), "progress_bar": progress, "trust_run_folder": trust}, resume, argv=_TYPED_ARGV)
+        run({"resume": str(resume), **kept}, resume, argv=_TYPED_ARGV)
         return
     sys.argv = [sys.argv[0], *args]
     hydra_main()

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from agents.run_files import ACTIVATIONS, activation_class
 from simenv.errors import PainloopError
 
 AGENT_DIR = Path(__file__).resolve().parent.parent / "conf" / "agent"
@@ -45,7 +46,6 @@ ALGORITHMS: dict[str, Algorithm] = {
     "RecurrentPPO": Algorithm("RecurrentPPO", ("on_off", "levels", "continuous"), off_policy=False, recurrent=True),
     "SAC": Algorithm("SAC", ("continuous",), off_policy=True),
 }
-ACTIVATIONS = ("tanh", "relu", "elu", "leaky_relu")
 
 
 def available_agents(agent_dir: Path = AGENT_DIR) -> list[str]:
@@ -99,12 +99,10 @@ def round_budget(total_timesteps: int, rollout: int) -> int:
 
 def policy_kwargs(agent_cfg: dict[str, Any], agent: str) -> dict[str, Any]:
     """``agent.policy_kwargs`` as SB3 takes them (activation names -> torch modules)."""
-    from torch import nn
-
     kwargs = dict(agent_cfg.get("policy_kwargs") or {})
     act = kwargs.pop("activation_fn", "tanh")
-    classes = {"tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU, "leaky_relu": nn.LeakyReLU}
-    if act not in classes:
+    module = activation_class(act)
+    if module is None:
         raise PainloopError(
             "PL-AGENT-PARAM",
             f"agent '{agent}': policy_kwargs.activation_fn='{act}'; allowed: {list(ACTIVATIONS)}.",
@@ -115,7 +113,7 @@ def policy_kwargs(agent_cfg: dict[str, Any], agent: str) -> dict[str, Any]:
             "PL-AGENT-PARAM",
             f"agent '{agent}': policy_kwargs.net_arch={net!r}; allowed: a list of layer sizes >= 1, e.g. [64, 64].",
         )
-    kwargs["activation_fn"] = classes[act]
+    kwargs["activation_fn"] = module
     return kwargs
 
 
@@ -175,13 +173,6 @@ def load_model(algo: Algorithm, path: Path, env: Any, overrides: dict[str, Any] 
     """
     from agents import run_files
 
-    try:
-        model = run_files.load_model(run_dir if run_dir is not None else run_files.run_dir_of(path), path,
-                                     train_config or {"algo_class": algo.algo_class}, env=env, overrides=overrides,
-                                     statistics=statistics)
-    except PainloopError:
-        raise
-    except Exception as exc:  # a truncated zip, a foreign file, other spaces
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise PainloopError("PL-RUN-FOLDER", f"model '{path}' cannot be loaded: {first}.") from None
-    return model
+    return run_files.load_model(run_dir if run_dir is not None else run_files.run_dir_of(path), path,
+                                train_config or {"algo_class": algo.algo_class}, env=env, overrides=overrides,
+                                statistics=statistics)

@@ -6,7 +6,7 @@ Names (``agents.rl_policy`` loads the first four; docs/training.md lists all):
   seed, total_timesteps, physics and painloop versions, and the resolved
   config (what ``resume`` continues with);
 - ``model.zip`` + ``vecnormalize.json``: the final model and its observation
-  and reward statistics (``agents.run_files``: JSON, never a pickle);
+  and reward statistics (``agents.run_statistics``: JSON, never a pickle);
 - ``best_model.zip`` + ``best_vecnormalize.json``: the model with the best mean
   validation reward so far;
 - ``checkpoints/ckpt_<steps>_steps.zip`` + ``..._vecnormalize.json`` (+
@@ -39,12 +39,12 @@ from agents import run_files
 from agents.atomic_io import write_bytes_atomic
 from simenv.errors import PainloopError
 
-TRAIN_CONFIG = "train_config.json"
+TRAIN_CONFIG = run_files.TRAIN_CONFIG
 MODEL = "model.zip"
 VECNORMALIZE = run_files.VECNORMALIZE
 BEST_MODEL = "best_model.zip"
 BEST_VECNORMALIZE = run_files.BEST_VECNORMALIZE
-CHECKPOINTS = "checkpoints"
+CHECKPOINTS = run_files.CHECKPOINTS
 METRICS = "metrics.csv"
 TENSORBOARD = "tb"
 TRACE_PNG = "validation_trace.png"

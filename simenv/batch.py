@@ -184,6 +184,36 @@ def observation_names(settings: EnvSettings) -> list[str]:
     return names
 
 
+def action_space_for(settings: EnvSettings) -> spaces.Space:
+    """The action space under ``settings``: RL agents' ranges, built from the action mode alone."""
+    mode = settings.action_mode
+    if mode == "on_off":
+        return spaces.Discrete(2)
+    if mode == "levels":
+        return spaces.Discrete(settings.n_levels)
+    return spaces.Box(low=-1.0, high=1.0, shape=(1,), dtype=np.float32)
+
+
+def observation_space_for(settings: EnvSettings) -> spaces.Box:
+    """The observation space under ``settings`` (also what a saved model's spaces are rebuilt from)."""
+    obs_dim = len(observation_names(settings))
+    low = np.full(obs_dim, -np.inf, dtype=np.float32)
+    high = np.full(obs_dim, np.inf, dtype=np.float32)
+    start = L.N_FEATURES * (settings.feature_history + 1)
+    # [amplitude fraction, log1p hours, three duties, sin, cos,] [report, age]
+    bounded_low: list[float] = []
+    bounded_high: list[float] = []
+    if settings.observation == "full":
+        bounded_low += [0.0, 0.0, 0.0, 0.0, 0.0, -1.0, -1.0]
+        bounded_high += [1.0, np.inf, 1.0, 1.0, 1.0, 1.0, 1.0]
+    if settings.include_self_report:
+        bounded_low += [0.0, 0.0]
+        bounded_high += [1.0, 1.0]
+    low[start:] = bounded_low
+    high[start:] = bounded_high
+    return spaces.Box(low=low, high=high, dtype=np.float32)
+
+
 class PainStimBatch:
     """A batch of patient slots with actions, observations, rewards and info.
 
@@ -245,34 +275,8 @@ class PainStimBatch:
         self.slot_episode = np.zeros(self.n, dtype=np.int64)
         self._pool_rng: np.random.Generator | None = None
         self._next_pool_episode = 0
-        self.action_space = self._make_action_space()
-        self.observation_space = self._make_observation_space()
-
-    # ------------------------------------------------------------- spaces
-    def _make_action_space(self) -> spaces.Space:
-        mode = self.settings.action_mode
-        if mode == "on_off":
-            return spaces.Discrete(2)
-        if mode == "levels":
-            return spaces.Discrete(self.settings.n_levels)
-        return spaces.Box(low=-1.0, high=1.0, shape=(1,), dtype=np.float32)
-
-    def _make_observation_space(self) -> spaces.Box:
-        low = np.full(self.obs_dim, -np.inf, dtype=np.float32)
-        high = np.full(self.obs_dim, np.inf, dtype=np.float32)
-        start = L.N_FEATURES * (self.settings.feature_history + 1)
-        # [amplitude fraction, log1p hours, three duties, sin, cos,] [report, age]
-        bounded_low: list[float] = []
-        bounded_high: list[float] = []
-        if self.settings.observation == "full":
-            bounded_low += [0.0, 0.0, 0.0, 0.0, 0.0, -1.0, -1.0]
-            bounded_high += [1.0, np.inf, 1.0, 1.0, 1.0, 1.0, 1.0]
-        if self.settings.include_self_report:
-            bounded_low += [0.0, 0.0]
-            bounded_high += [1.0, 1.0]
-        low[start:] = bounded_low
-        high[start:] = bounded_high
-        return spaces.Box(low=low, high=high, dtype=np.float32)
+        self.action_space = action_space_for(s)
+        self.observation_space = observation_space_for(s)
 
     # ------------------------------------------------------------- actions
     def amplitudes_for(

@@ -451,13 +451,13 @@ def bad_in_process(args: list[str], run_dir: Path, capsys) -> tuple[int, str, st
 
     with pytest.raises(SystemExit) as info:
         try:
-            fixed, resume, progress = precheck(args)
+            fixed, resume, kept = precheck(args)
         except PainloopError:
             main(args)  # the console entry refuses before Hydra starts
         else:
             with redirect_stdout(io.StringIO()):
                 if resume is not None:
-                    run({"resume": str(resume), "progress_bar": progress}, resume, show_progress=False)
+                    run({"resume": str(resume), **kept}, resume, show_progress=False)
                 else:
                     run(compose(*fixed), run_dir, show_progress=False)
             raise AssertionError(f"{args} was not refused")

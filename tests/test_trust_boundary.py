@@ -26,7 +26,7 @@ import pytest
 import test_evaluate as tev  # noqa: E402  (tests/ is on sys.path)
 import test_train as ttr  # noqa: E402
 
-from agents import run_files, run_manifest
+from agents import json_data, run_files, run_manifest, run_statistics
 from simenv.errors import PainloopError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -259,9 +259,9 @@ def make_legacy(src: Path, dst: Path, marker: Path | None = None) -> Path:
             if marker is not None:
                 data = crafted(marker)
             else:
-                stats = run_files.read_statistics(path.read_bytes(), str(path))
+                stats = run_statistics.read_statistics(path.read_bytes(), str(path))
                 shell = DummyVecEnv([lambda: _space_env(obs_space, act_space)])
-                venv = run_files.vecnormalize_from(stats, shell)
+                venv = run_statistics.vecnormalize_from(stats, shell)
                 data = pickle.dumps(venv)
             path.with_suffix(".pkl").write_bytes(data)
             path.unlink()
@@ -343,8 +343,8 @@ def _old_loaders(monkeypatch) -> list[str]:
         calls.append(Path(path).name)
         return algo.load_class().load(str(path), env=env, device="cpu", **(overrides or {}))
 
-    monkeypatch.setattr(run_files, "load_statistics", load_statistics)
-    monkeypatch.setattr(run_files, "vecnormalize_from", vecnormalize_from)
+    monkeypatch.setattr(run_statistics, "load_statistics", load_statistics)
+    monkeypatch.setattr(run_statistics, "vecnormalize_from", vecnormalize_from)
     monkeypatch.setattr(training_agents, "load_model", load_model)
     return calls
 
@@ -415,9 +415,9 @@ def test_statistics_round_trip_exactly(trained):
 
     config = json.loads((trained / "train_config.json").read_text())
     obs_space, act_space = run_files.spaces_for(config["env_settings"])
-    stats = run_files.load_statistics(trained, "vecnormalize.json")
-    venv = run_files.vecnormalize_from(stats, DummyVecEnv([lambda: _space_env(obs_space, act_space)]))
-    again = run_files.read_statistics(run_files.statistics_bytes(venv), "again")
+    stats = run_statistics.load_statistics(trained, "vecnormalize.json")
+    venv = run_statistics.vecnormalize_from(stats, DummyVecEnv([lambda: _space_env(obs_space, act_space)]))
+    again = run_statistics.read_statistics(run_statistics.statistics_bytes(venv), "again")
     for field in ("obs_mean", "obs_var", "ret_mean", "ret_var"):
         assert getattr(again, field).tobytes() == getattr(stats, field).tobytes()
     assert (again.obs_count, again.ret_count, again.clip_obs, again.gamma) == (stats.obs_count, stats.ret_count,
@@ -434,7 +434,7 @@ def test_controller_configs_refuse_nan_infinity_and_huge_files(tmp_path):
         with pytest.raises(PainloopError) as err:
             load_config(path)
         assert err.value.code == "PL-CONFIG-SCHEMA" and "not allowed" in str(err.value)
-    path.write_text(" " * (run_files.MAX_CONFIG_BYTES + 1) + "{}")
+    path.write_text(" " * (json_data.MAX_CONFIG_BYTES + 1) + "{}")
     with pytest.raises(PainloopError) as err:
         load_config(path)
     assert err.value.code == "PL-CONFIG-SCHEMA" and "bytes" in str(err.value)
@@ -442,10 +442,10 @@ def test_controller_configs_refuse_nan_infinity_and_huge_files(tmp_path):
 
 def test_statistics_refuse_nan_and_foreign_content(tmp_path):
     with pytest.raises(PainloopError) as err:
-        run_files.read_statistics(b'{"format": "painloop.vecnormalize/v1", "clip_obs": NaN}', "s.json")
+        run_statistics.read_statistics(b'{"format": "painloop.vecnormalize/v1", "clip_obs": NaN}', "s.json")
     assert err.value.code == "PL-RUN-FOLDER" and "s.json" in str(err.value)
     with pytest.raises(PainloopError) as err:
-        run_files.read_statistics(b"\x80\x04K\x01.", "p.json")  # a pickle
+        run_statistics.read_statistics(b"\x80\x04K\x01.", "p.json")  # a pickle
     assert err.value.code == "PL-RUN-FOLDER"
 
 
