@@ -24,7 +24,7 @@ The evaluation section times ``agents.evaluation.evaluate`` (the engine of
 ``experiments.evaluate``) on the 7 baselines x 100 patients of the test
 cohort x 28 days, clinic calibration included, end to end.
 
-The learning section (``experiments.learning_benchmark``) trains each agent
+The learning section (``experiments.benchmarks.learning``) trains each agent
 of ``--agents`` (default ppo and a2c) for each of ``--seeds`` training seeds
 with the default experiment, each training in its own
 ``python -m experiments.train`` process (wall time and steps/s recorded,
@@ -33,13 +33,13 @@ validation cohort, then evaluates every run beside continuous, cycling, the
 calibrated and the tuned threshold on the test cohort (100 patients x 7
 days, paired) and checks the RL-training issue's goal per run.
 
-The training section (``experiments.training_benchmark``) measures PPO's
+The training section (``experiments.benchmarks.training``) measures PPO's
 rollout collection alone on the SB3 adapter at n_envs 8, 64, 256 beside
 CartPole-v1 in a ``DummyVecEnv``, end-to-end PPO with the shipped default
 config beside CartPole at identical settings, and PPO's default settings on
 CartPole with 8 envs, all in one run on one torch thread (``--torch-threads``).
 
-The peers section (``experiments.peers_benchmark``) installs simglucose in a
+The peers section (``experiments.benchmarks.peers``) installs simglucose in a
 throwaway virtual environment and times its step beside painloop's single
 env; it is skipped with the reason when simglucose cannot be installed.
 
@@ -584,15 +584,15 @@ def render(report: dict) -> str:
     if report["section"] == "evaluation":
         return render_evaluation(report)
     if report["section"] == "training":
-        from experiments.training_benchmark import render_training
+        from experiments.benchmarks.training import render_training
 
         return render_training(report["results"]) + "\n" + render_targets(report, "targets (issue 7)")
     if report["section"] == "peers":
-        from experiments.peers_benchmark import render_peers
+        from experiments.benchmarks.peers import render_peers
 
         return render_peers(report["results"], report["results"].get("painloop_single_env"))
     if report["section"] == "learning":
-        from experiments.learning_benchmark import render_learning
+        from experiments.benchmarks.learning import render_learning
 
         return render_learning(report["results"])
     res = report["results"]
@@ -698,7 +698,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def learning_options(args: argparse.Namespace, started: _dt.datetime):
     """The learning section's options from the command line; raises ValueError naming a bad option."""
-    from experiments.learning_benchmark import DEFAULT_AGENTS, TUNE_DUTIES, LearningOptions
+    from experiments.benchmarks.learning import DEFAULT_AGENTS, TUNE_DUTIES, LearningOptions
 
     agents = list(args.agents or DEFAULT_AGENTS)
     known = sorted(p.stem for p in (Path(__file__).resolve().parents[1] / "conf" / "agent").glob("*.yaml"))
@@ -784,7 +784,7 @@ def run_section(section: str, args: argparse.Namespace, root: Path, learning, nu
     settings = section_settings(args, numpy_preloaded)
     floors: list[dict] = []
     if section == "learning":
-        from experiments.learning_benchmark import run_learning
+        from experiments.benchmarks.learning import run_learning
 
         results = run_learning(learning, lambda message: log(args, message))
         targets = learning_goal(results)
@@ -794,7 +794,7 @@ def run_section(section: str, args: argparse.Namespace, root: Path, learning, nu
         floors = check(results, EVALUATION_FLOORS, "issue 3", lower_is_better=True)
         targets = check(results, EVALUATION_TARGETS, "issue 7", lower_is_better=True)
     elif section == "training":
-        from experiments.training_benchmark import TrainingOptions, check_training, run_training
+        from experiments.benchmarks.training import TrainingOptions, check_training, run_training
 
         opts = TrainingOptions(sizes=args.training_sizes, repeats=args.repeats, torch_threads=args.torch_threads,
                                quick=args.quick)
@@ -803,7 +803,7 @@ def run_section(section: str, args: argparse.Namespace, root: Path, learning, nu
         results = run_training(opts, lambda message: log(args, message))
         targets = check_training(results)
     elif section == "peers":
-        from experiments.peers_benchmark import run_peers
+        from experiments.benchmarks.peers import run_peers
 
         results = run_peers(lambda message: log(args, message), steps=50 if args.quick else 500,
                             repeats=args.repeats, venv_dir=args.peers_venv)

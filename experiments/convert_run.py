@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from agents import run_files, run_manifest
-from experiments.run_folder import report_error
+from experiments.common.run_folder import report_error
 from simenv.errors import PainloopError
 
 EXIT_DECLINED = 1

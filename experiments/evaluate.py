@@ -41,9 +41,9 @@ import yaml  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
 from agents.evaluation_pool import resolve_jobs  # noqa: E402
-from experiments import hydra_schema  # noqa: E402
-from experiments.run_folder import RunFolder, RunInterrupted, fail_run, report_error, stop  # noqa: E402
-from experiments.sweep_rerun import finished_objective  # noqa: E402
+from experiments.common.run_folder import RunFolder, RunInterrupted, fail_run, report_error, stop  # noqa: E402
+from experiments.config import schema as hydra_schema  # noqa: E402
+from experiments.sweeps.rerun import finished_objective  # noqa: E402
 from simenv.errors import PainloopError  # noqa: E402
 
 COMMAND = "evaluate"
@@ -307,7 +307,8 @@ def _evaluate_and_write(plan: Plan, folder: RunFolder, run_dir: Path, show_progr
     from tqdm import tqdm
 
     from agents.evaluation import evaluate, paired_differences, summarise
-    from experiments import evaluation_plots, evaluation_report
+    from experiments.evaluation import plots as evaluation_plots
+    from experiments.evaluation import report as evaluation_report
 
     labels = [s.label for s in plan.specs]
     title = (

@@ -242,7 +242,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.patients < 1 or not args.days > 0:
         ap.error("--patients must be >= 1 and --days > 0")
-    from experiments.run_folder import write_json_atomic
+    from experiments.common.run_folder import write_json_atomic
     from simenv.errors import PainloopError
 
     try:

@@ -2,7 +2,7 @@
 
 Reads every run below PATH (a Hydra multirun folder of ``experiments.train``
 or ``experiments.evaluate``): finished, failed, interrupted, still running
-or stale, from each run's ``status.json`` (``experiments.sweep_runs``).
+or stale, from each run's ``status.json`` (``experiments.sweeps.runs``).
 Failed runs are listed with the last line of their error.
 
 Then, unless ``--no-evaluate``, one paired evaluation with the project's
@@ -53,9 +53,9 @@ from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 from agents.atomic_io import open_atomic
-from experiments.run_folder import report_error, write_json_atomic  # noqa: E402
-from experiments.sweep_front import compare_fronts, distinct_points, non_dominated  # noqa: E402
-from experiments.sweep_runs import METRICS, SweepRun, read_sweep, side_effects_per_day, swept_keys  # noqa: E402
+from experiments.common.run_folder import report_error, write_json_atomic  # noqa: E402
+from experiments.sweeps.front import compare_fronts, distinct_points, non_dominated  # noqa: E402
+from experiments.sweeps.runs import METRICS, SweepRun, read_sweep, side_effects_per_day, swept_keys  # noqa: E402
 from simenv.errors import PainloopError  # noqa: E402
 
 EXIT_BAD_INPUT = 2
@@ -253,7 +253,7 @@ def _cell(value: Any) -> Any:
 # -- the report --------------------------------------------------------------------------------------
 def build_report(opts: ReportOptions, log=print) -> dict[str, Any]:
     """Read, evaluate, write the table, the plots and the JSON; returns the report."""
-    from experiments.sweep_plots import plot_front
+    from experiments.sweeps.plots import plot_front
 
     runs = check_options(opts)
     evaluation = evaluate_sweep(opts, runs, log) if opts.evaluate else None

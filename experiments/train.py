@@ -6,7 +6,7 @@ new patient of the training pool at every episode (domain randomisation),
 with observation and reward normalisation (``VecNormalize``). Periodically,
 at rollout boundaries, the current model plays the validation patients; the
 run folder (Hydra's output directory) receives the files listed in
-``experiments.training_folder``. docs/training.md is the user's guide.
+``experiments.training.folder``. docs/training.md is the user's guide.
 
 Examples::
 
@@ -49,9 +49,7 @@ import hydra  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
 from agents import run_files, run_manifest, run_statistics  # noqa: E402
-from experiments import hydra_schema, sweep_objective, sweep_rerun, training_schema  # noqa: E402
-from experiments import training_folder as tf  # noqa: E402
-from experiments.run_folder import (  # noqa: E402
+from experiments.common.run_folder import (  # noqa: E402
     RunFolder,
     RunInterrupted,
     fail_run,
@@ -60,7 +58,12 @@ from experiments.run_folder import (  # noqa: E402
     stop,
     write_json_atomic,
 )
-from experiments.training_agents import (  # noqa: E402
+from experiments.config import schema as hydra_schema
+from experiments.config import train_schema as training_schema  # noqa: E402
+from experiments.sweeps import objective as sweep_objective
+from experiments.sweeps import rerun as sweep_rerun
+from experiments.training import folder as tf  # noqa: E402
+from experiments.training.agents import (  # noqa: E402
     Algorithm,
     agent_algo,
     algorithm,
@@ -70,7 +73,7 @@ from experiments.training_agents import (  # noqa: E402
     round_budget,
     sb3_hyperparams,
 )
-from experiments.training_signals import StopSignals, under_submitit  # noqa: E402
+from experiments.training.signals import StopSignals, under_submitit  # noqa: E402
 from simenv.errors import PainloopError  # noqa: E402
 
 COMMAND = "train"
@@ -465,9 +468,9 @@ def build(plan: TrainPlan, run_dir: Path, existing: ResumeState | None) -> Built
 
     from agents.atomic_io import remove_temporaries
     from agents.sb3_vec_env import PainStimSB3VecEnv
-    from experiments.training_agents import build_model, load_model
-    from experiments.training_callbacks import METRIC_COLUMNS
-    from experiments.training_validation import Validator
+    from experiments.training.agents import build_model, load_model
+    from experiments.training.callbacks import METRIC_COLUMNS
+    from experiments.training.validation import Validator
 
     env = PainStimSB3VecEnv(patient_pool=plan.train_patients, n_envs=plan.n_envs, settings=plan.settings,
                             reward=plan.reward)
@@ -606,7 +609,7 @@ def train(plan: TrainPlan, built: Built, folder: RunFolder, signals: StopSignals
     """Learn to the budget (or to a stop signal); save the final model. Returns the outcome."""
     from stable_baselines3.common.logger import TensorBoardOutputFormat, configure
 
-    from experiments.training_callbacks import TrainingCallback
+    from experiments.training.callbacks import TrainingCallback
 
     run_dir = folder.path
     model = built.model

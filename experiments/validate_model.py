@@ -22,8 +22,10 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from experiments import parameter_docs, validation_plots, validation_table
-from experiments.validation_simulations import (
+from experiments import parameter_docs
+from experiments.validation import plots as validation_plots
+from experiments.validation import table as validation_table
+from experiments.validation.simulations import (
     carryover_steps,
     simulate_carryover,
     simulate_continuous,

@@ -21,8 +21,8 @@ DIRECT = re.compile(
 ALLOWED = {
     "agents/atomic_io.py": None,  # the helper itself
     "experiments/finetune_report.py": 1,  # the log a child training streams into
-    "experiments/learning_benchmark.py": 1,  # the same, per benchmark job
-    "experiments/training_folder.py": 1,  # metrics.csv rows, appended whole and fsynced (a half row is dropped on read)
+    "experiments/benchmarks/learning.py": 1,  # the same, per benchmark job
+    "experiments/training/folder.py": 1,  # metrics.csv rows, appended whole and fsynced (a half row is dropped on read)
     # The hash stamp beside numba's own cache files: a cache record, not a result; written to a
     # temporary name and renamed (simenv imports nothing from agents, so not through the helper).
     "simenv/numba_cache.py": 1,

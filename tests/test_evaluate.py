@@ -160,7 +160,7 @@ def test_pngs_are_valid_images_of_the_expected_size(cli_run):
     import numpy as np
     from PIL import Image
 
-    from experiments.evaluation_plots import SIZES_PX
+    from experiments.evaluation.plots import SIZES_PX
 
     _, run_dir = cli_run
     expected = {f"trace_{label}.png": SIZES_PX["trace"] for label in LABELS}

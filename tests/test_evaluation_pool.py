@@ -13,7 +13,7 @@ from agents.controller_config import ConfigError
 from agents.controllers import ControllerSpec
 from agents.evaluation import evaluate
 from agents.evaluation_pool import patient_groups, resolve_jobs, usable_cores
-from experiments.sweep_rerun import comparable
+from experiments.sweeps.rerun import comparable
 from simenv.batch import EnvSettings
 from simenv.cohort import load_preset
 from simenv.errors import PainloopError, UnsafeStimulationError

@@ -146,7 +146,7 @@ def test_truncated_newest_checkpoint_is_refused_and_the_previous_is_used_once_it
 
 
 def test_load_latest_checkpoint_warns_and_reports_when_none_loads(tmp_path):
-    from experiments import training_folder as tf
+    from experiments.training import folder as tf
     from simenv.errors import PainloopError
 
     folder = tmp_path / "checkpoints"
@@ -179,7 +179,7 @@ def test_load_latest_checkpoint_warns_and_reports_when_none_loads(tmp_path):
 
 # -- metrics.csv -------------------------------------------------------------------------------------------
 def test_metrics_table_drops_a_half_written_last_row(tmp_path):
-    from experiments.training_folder import MetricsTable, MetricsWarning
+    from experiments.training.folder import MetricsTable, MetricsWarning
 
     table = MetricsTable(tmp_path / "metrics.csv", ["timesteps", "reward_per_day"])
     table.append({"timesteps": 0, "reward_per_day": -1.5})

@@ -196,7 +196,7 @@ def test_rl_policy_selects_a_biomarkers_policys_columns_by_name():
 
 
 def test_configs_recorded_before_the_setting_compare_equal_to_full():
-    from experiments.sweep_rerun import comparable
+    from experiments.sweeps.rerun import comparable
 
     old = {"seed": 0, "env": {"dt_s": 30.0, "feature_history": 0}}
     assert comparable(old) == comparable({"seed": 0, "env": {"dt_s": 30.0, "feature_history": 0,

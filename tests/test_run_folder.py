@@ -1,4 +1,4 @@
-"""The run-folder contract (experiments/run_folder.py): status transitions, atomic writes, stale detection."""
+"""The run-folder contract (experiments/common/run_folder.py): status transitions, atomic writes, stale detection."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from agents import atomic_io
-from experiments import run_folder as rf
-from experiments.run_folder import RunFolder, read_status, write_json_atomic
+from experiments.common import run_folder as rf
+from experiments.common.run_folder import RunFolder, read_status, write_json_atomic
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -143,7 +143,7 @@ def test_heartbeat_thread_beats_while_the_block_runs(tmp_path):
 def test_run_info_records_versions_physics_and_git_without_importing_torch(tmp_path):
     script = (
         "import json, sys\n"
-        "from experiments.run_folder import RunFolder\n"
+        "from experiments.common.run_folder import RunFolder\n"
         f"info = RunFolder({str(tmp_path)!r}, 'evaluate').write_run_info(argv=['x', 'seed=3'], seeds={{'seed': 3}})\n"
         "print(json.dumps({'torch_imported': 'torch' in sys.modules}))\n"
     )
@@ -170,7 +170,7 @@ def test_git_revision_outside_a_checkout_is_unknown(tmp_path):
 def test_sigterm_records_interrupted(tmp_path):
     script = (
         "import sys, time\n"
-        "from experiments.run_folder import RunFolder, RunInterrupted\n"
+        "from experiments.common.run_folder import RunFolder, RunInterrupted\n"
         f"run = RunFolder({str(tmp_path)!r}, 'train')\n"
         "run.start()\n"
         "try:\n"

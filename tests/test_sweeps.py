@@ -142,7 +142,7 @@ def test_a_failing_job_is_recorded_and_the_other_jobs_finish(tmp_path):
 
 def test_the_report_reads_running_and_stale_runs(tmp_path):
     """States come from status.json: a dead job's old heartbeat is 'stale', a fresh one 'running'."""
-    from experiments.run_folder import RunFolder
+    from experiments.common.run_folder import RunFolder
     from experiments.sweep_report import ReportOptions, build_report
 
     now = time.time()
@@ -211,7 +211,7 @@ def test_sigusr2_under_submitit_checkpoints_requeues_and_the_job_completes_its_b
 
 # -- the training's objectives for Optuna -------------------------------------------------------------
 def test_pain_energy_objective_returns_the_best_models_validation_pain_and_energy(tmp_path):
-    from experiments.sweep_objective import task_value
+    from experiments.sweeps.objective import task_value
 
     (tmp_path / "metrics.csv").write_text(
         "timesteps,reward_per_day,mean_pain_nrs,stim_energy_j_per_day,best\n"
@@ -275,7 +275,7 @@ def test_the_report_refuses_a_missing_or_empty_sweep_folder(tmp_path):
 
 
 def test_the_report_refuses_a_bad_baseline_before_writing(tmp_path):
-    from experiments.run_folder import RunFolder
+    from experiments.common.run_folder import RunFolder
 
     RunFolder(tmp_path / "0", "evaluate").start()
     bad = command("sweep_report", str(tmp_path), "--baselines", "nope")

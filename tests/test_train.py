@@ -80,7 +80,7 @@ def train_in_process(run_dir: Path, *overrides: str, **kwargs):
 
 
 def policy_params(path: Path, algo: str = "PPO") -> dict:
-    from experiments.training_agents import ALGORITHMS
+    from experiments.training.agents import ALGORITHMS
 
     model = ALGORITHMS[algo].load_class().load(str(path), device="cpu")
     return {k: v.clone() for k, v in model.policy.state_dict().items()}
@@ -292,7 +292,7 @@ def test_sigusr2_checkpoints_hands_on_to_submitit_and_the_requeued_job_resumes(t
 
 
 def test_a_second_signal_stops_at_once(tmp_path, monkeypatch):
-    from experiments import training_callbacks
+    from experiments.training import callbacks as training_callbacks
 
     run_dir = tmp_path / "run"
     original = training_callbacks.TrainingCallback._on_step
@@ -348,7 +348,7 @@ def test_same_seed_gives_identical_parameters_and_another_seed_does_not(tmp_path
     ],
 )
 def test_every_agent_trains_and_writes_its_run_folder(tmp_path, agent, extra, mode):
-    from experiments.training_agents import ALGORITHMS
+    from experiments.training.agents import ALGORITHMS
 
     value, _ = train_in_process(tmp_path, *SMALL, f"agent={agent}", *extra, "total_timesteps=1024",
                                 "eval_freq=1024", "checkpoint_freq=512")
@@ -385,7 +385,7 @@ def test_finetune_starts_from_the_source_model_on_one_patient(tmp_path):
 
 # -- budget arithmetic -----------------------------------------------------------------------------
 def test_budget_rounds_up_to_whole_rollouts_of_each_algorithm():
-    from experiments.training_agents import ALGORITHMS, round_budget
+    from experiments.training.agents import ALGORITHMS, round_budget
 
     assert ALGORITHMS["PPO"].rollout_steps({"n_steps": 256}, 32) == 8192
     assert ALGORITHMS["DQN"].rollout_steps({"train_freq": 4}, 8) == 32
@@ -574,9 +574,9 @@ def test_a_folder_holding_another_training_is_refused(small_run, tmp_path, capsy
 
 # -- documentation ------------------------------------------------------------------------------
 def test_docs_cover_agents_files_tags_keys_and_time_scales():
-    from experiments.hydra_schema import schema_keys
-    from experiments.training_agents import available_agents
-    from experiments.training_schema import TrainConfig
+    from experiments.config.schema import schema_keys
+    from experiments.config.train_schema import TrainConfig
+    from experiments.training.agents import available_agents
 
     text = (ROOT / "docs" / "training.md").read_text()
     missing = [f"`{a}`" for a in available_agents() if f"`{a}`" not in text]

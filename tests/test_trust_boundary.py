@@ -93,7 +93,7 @@ def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
 
 
 def newest_checkpoint(run: Path) -> dict[str, Path]:
-    from experiments import training_folder as tf
+    from experiments.training import folder as tf
 
     return tf.checkpoint_paths(run, tf.checkpoint_steps(run)[-1])
 
@@ -326,7 +326,7 @@ def _stash_pickles(monkeypatch) -> None:
 
 def _old_loaders(monkeypatch) -> list[str]:
     """The loading code before the trust boundary: unpickled statistics and SB3's own ``load``; returns the calls."""
-    from experiments import training_agents
+    from experiments.training import agents as training_agents
 
     calls: list[str] = []
 
@@ -403,7 +403,7 @@ def test_resume_and_finetune_give_the_results_of_the_old_pickled_path(tmp_path, 
 
 
 def run_files_of_checkpoint(run: Path, steps: int) -> list[Path]:
-    from experiments import training_folder as tf
+    from experiments.training import folder as tf
 
     paths = list(tf.checkpoint_paths(run, steps).values())
     return paths + [p.with_suffix(".pkl") for p in paths if p.suffix == ".json"]

@@ -10,7 +10,7 @@ import matplotlib.image as mpimg
 import pytest
 
 from experiments import validate_model
-from experiments.validation_table import COLUMNS, ROW_KEYS
+from experiments.validation.table import COLUMNS, ROW_KEYS
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 STATUSES = {"within", "outside", "not estimated", "info"}

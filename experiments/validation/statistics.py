@@ -1,7 +1,7 @@
 """Estimators of the model's observable statistics from simulated records.
 
 Each function takes arrays of shape ``(n_patients, n_steps)`` (or
-``(n_patients, n_steps, n_features)``) from ``experiments.validation_simulations``
+``(n_patients, n_steps, n_features)``) from ``experiments.validation.simulations``
 and returns per-patient estimates, shape ``(n_patients,)``, with NaN where
 the record is too short to estimate. They measure; they never read the
 configured value they are compared with.

@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 
 from agents.atomic_io import open_atomic, write_text_atomic
-from experiments import validation_statistics as vs
-from experiments.validation_simulations import CarryOverRun, ContinuousRun, NaturalHistory
+from experiments.validation import statistics as vs
+from experiments.validation.simulations import CarryOverRun, ContinuousRun, NaturalHistory
 from simenv.cohort import Patient
 from simenv.params import SECONDS_PER_DAY, SECONDS_PER_HOUR, SECONDS_PER_YEAR, StimulationParams
 

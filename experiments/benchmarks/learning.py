@@ -62,7 +62,7 @@ MAX_PAIN_WORSE_NRS = 0.2
 #: Metrics reported per controller (and differences for the first three).
 TABLE_METRICS = ("reward_per_day", "mean_pain_nrs", "stim_energy_j_per_day", "duty_cycle")
 DIFF_METRICS = ("reward_per_day", "mean_pain_nrs", "stim_energy_j_per_day")
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass

@@ -33,7 +33,7 @@ from omegaconf import MISSING
 from simenv.errors import PainloopError
 from simenv.reward import TERMS
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 
 
 @dataclass
@@ -65,7 +65,7 @@ class EvaluateConfig:
     reward: RewardConfig = field(default_factory=RewardConfig)  # type: ignore[valid-type]
     trace_patient: int = MISSING
     jobs: int = 1  # worker processes (patients split between them; identical results); -1 = every usable core
-    redo: bool = False  # evaluate again into a folder that holds a finished run (experiments.sweep_rerun)
+    redo: bool = False  # evaluate again into a folder that holds a finished run (experiments.sweeps.rerun)
 
 #: Config groups of the evaluate command: key -> folder of options.
 GROUPS: dict[str, str] = {"cohort": "cohort", "reward": "reward"}
@@ -154,7 +154,7 @@ def check_overrides(
     for a later check. ``valid_keys`` replaces the schema's keys when given
     (e.g. keys that depend on a group's choice). Hydra's own groups
     (``hydra/launcher=...``) are checked against the options Hydra sees
-    (``experiments.hydra_groups``) in the primary config ``config_name``
+    (``experiments.config.groups``) in the primary config ``config_name``
     (default: the schema's name without ``Config``, lower case).
     """
     codes = {"cohort": "PL-COHORT-UNKNOWN"} if group_codes is None else group_codes
@@ -208,7 +208,7 @@ def check_overrides(
                 f"unknown config key '{key}'{_closest(key, candidates)}; valid keys: {', '.join(candidates)}.",
             )
     if hydra_groups:
-        from experiments.hydra_groups import check_hydra_groups
+        from experiments.config.groups import check_hydra_groups
 
         name = config_name or schema.__name__.removesuffix("Config").lower()
         check_hydra_groups(name, hydra_groups, conf_dir)

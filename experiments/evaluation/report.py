@@ -16,7 +16,7 @@ from typing import Any
 
 from agents.atomic_io import open_atomic
 from agents.evaluation import METRICS, EvaluationResult
-from experiments.run_folder import write_json_atomic
+from experiments.common.run_folder import write_json_atomic
 
 METRICS_FORMAT = "painloop.evaluation.metrics/v1"
 PAIRED_FORMAT = "painloop.evaluation.paired/v1"

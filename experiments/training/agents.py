@@ -15,7 +15,7 @@ from typing import Any
 from agents.run_files import ACTIVATIONS, activation_class
 from simenv.errors import PainloopError
 
-AGENT_DIR = Path(__file__).resolve().parent.parent / "conf" / "agent"
+AGENT_DIR = Path(__file__).resolve().parents[2] / "conf" / "agent"
 
 
 @dataclass(frozen=True)

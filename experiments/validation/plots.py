@@ -12,8 +12,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from agents.atomic_io import save_figure_atomic  # noqa: E402
-from experiments import validation_statistics as vs  # noqa: E402
-from experiments.validation_simulations import CarryOverRun, ContinuousRun  # noqa: E402
+from experiments.validation import statistics as vs  # noqa: E402
+from experiments.validation.simulations import CarryOverRun, ContinuousRun  # noqa: E402
 from simenv.cohort import Patient  # noqa: E402
 from simenv.params import SECONDS_PER_DAY, SECONDS_PER_HOUR  # noqa: E402
 

@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 DEFAULT_SIZES = (8, 64, 256)
 QUICK_SIZES = (2, 4)
 ROLLOUT_STEPS = 16_384  # env steps per timed rollout (n_steps = this // n_envs)
@@ -56,7 +56,7 @@ def default_train_config(overrides: Sequence[str] = ()) -> dict:
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-    from experiments.training_schema import register
+    from experiments.config.train_schema import register
 
     register()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
@@ -75,7 +75,7 @@ def _rollout_model(venv, n_steps: int, agent_cfg: dict, seed: int = 0):
     """A PPO model set up for repeated ``collect_rollouts`` on ``venv`` (the agent's network)."""
     from stable_baselines3 import PPO
 
-    from experiments.training_agents import policy_kwargs
+    from experiments.training.agents import policy_kwargs
 
     hp = agent_cfg["hyperparams"]
     model = PPO(
@@ -98,7 +98,7 @@ def run_training(opts: TrainingOptions, log: Callable[[str], None]) -> dict:
 
     from agents.sb3_vec_env import PainStimSB3VecEnv
     from experiments.train import make_plan
-    from experiments.training_agents import build_model, policy_kwargs, sb3_hyperparams
+    from experiments.training.agents import build_model, policy_kwargs, sb3_hyperparams
 
     torch.set_num_threads(int(opts.torch_threads))
     overrides = list(QUICK_OVERRIDES if opts.quick else ()) + list(opts.overrides)

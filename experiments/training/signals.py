@@ -21,7 +21,7 @@ import threading
 from types import FrameType
 from typing import Any
 
-from experiments.run_folder import INTERRUPT_SIGNALS, RunInterrupted
+from experiments.common.run_folder import INTERRUPT_SIGNALS, RunInterrupted
 
 
 def under_submitit() -> bool:

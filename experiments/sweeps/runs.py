@@ -2,7 +2,7 @@
 
 A run is any folder below the sweep that holds a ``status.json`` or Hydra's
 ``.hydra/overrides.yaml`` (a job that was launched but has not written its
-status yet is ``missing``). States come from ``experiments.run_folder.read_status``
+status yet is ``missing``). States come from ``experiments.common.run_folder.read_status``
 (``running`` with an old heartbeat is ``stale``). Parameters are the job's
 Hydra overrides; those whose value differs between runs are the swept ones.
 
@@ -27,7 +27,7 @@ from typing import Any
 
 import yaml
 
-from experiments.run_folder import STATUS_FILE, read_status
+from experiments.common.run_folder import STATUS_FILE, read_status
 
 OVERRIDES = Path(".hydra") / "overrides.yaml"
 #: Metrics every report row carries (from validation for training runs, from the engine for evaluations).

@@ -27,7 +27,7 @@ from matplotlib.figure import Figure
 
 from agents.atomic_io import save_figure_atomic
 from agents.evaluation import METRICS, EvaluationResult
-from experiments.evaluation_report import display_label
+from experiments.evaluation.report import display_label
 from simenv.params import SECONDS_PER_HOUR
 
 DPI = 100

@@ -127,7 +127,7 @@ def package_versions(names: Sequence[str] = PACKAGES) -> dict[str, str | None]:
 
 def git_revision(root: str | Path | None = None) -> tuple[str, bool | None]:
     """(commit hash, work tree has uncommitted changes) of the checkout at ``root``; ("unknown", None) without git."""
-    root = Path(root) if root is not None else Path(__file__).resolve().parent.parent
+    root = Path(root) if root is not None else Path(__file__).resolve().parents[2]
     try:
         rev = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True, timeout=10

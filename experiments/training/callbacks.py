@@ -32,10 +32,10 @@ from typing import Any
 from stable_baselines3.common.callbacks import BaseCallback
 
 from agents.atomic_io import fault_point, save_figure_atomic
-from experiments import training_folder as tf
-from experiments.run_folder import RunFolder
-from experiments.training_signals import StopSignals
-from experiments.training_validation import CLINICAL, Validator, figure_to_rgb, trace_figure
+from experiments.common.run_folder import RunFolder
+from experiments.training import folder as tf
+from experiments.training.signals import StopSignals
+from experiments.training.validation import CLINICAL, Validator, figure_to_rgb, trace_figure
 from simenv.reward import TERMS
 
 METRIC_COLUMNS = [

@@ -36,7 +36,7 @@ def task_value(name: Any, run_dir: Path, reward: float) -> float | list[float]:
     """The task function's return value for objective ``name``, given the run's returned ``reward``."""
     if name not in OBJECTIVES or name == "reward":
         return reward
-    from experiments.sweep_runs import training_metrics
+    from experiments.sweeps.runs import training_metrics
 
     if not math.isfinite(reward):
         return [math.nan] * len(OBJECTIVES[name])

@@ -3,7 +3,7 @@
 Every key has a type and a place, so a misspelled one fails at once; the
 checks Hydra does not make itself (unknown keys *with* the valid ones listed,
 unknown agents) run before Hydra composes anything (``experiments.train.precheck``,
-through ``experiments.hydra_schema``).
+through ``experiments.config.schema``).
 
 Each agent file selects the schema of its algorithm in its defaults list
 (``- ppo_schema``), so ``agent.hyperparams.*`` holds exactly the
@@ -22,7 +22,7 @@ from typing import Any, Optional
 
 from omegaconf import MISSING
 
-from experiments.hydra_schema import CohortConfig, RewardConfig
+from experiments.config.schema import CohortConfig, RewardConfig
 from simenv.batch import EnvSettings
 
 
@@ -220,8 +220,8 @@ class TrainConfig:
     trust_run_folder: bool = False
     progress_bar: Optional[bool] = None  # noqa: UP045
     torch_threads: int = 1
-    objective: str = "reward"  # what a sweeper gets back: reward | pain_energy (experiments.sweep_objective)
-    redo: bool = False  # train again a run folder that holds a finished run (experiments.sweep_rerun)
+    objective: str = "reward"  # what a sweeper gets back: reward | pain_energy (experiments.sweeps.objective)
+    redo: bool = False  # train again a run folder that holds a finished run (experiments.sweeps.rerun)
 
 
 #: Config groups of the train command: key -> folder of options under conf/.

@@ -18,14 +18,14 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from experiments import training_folder as tf
-from experiments.run_folder import RUN_FILE, STATUS_FILE, read_status
+from experiments.common.run_folder import RUN_FILE, STATUS_FILE, read_status
+from experiments.training import folder as tf
 from simenv.batch import with_added_settings
 
 #: Keys that say how to run, not what: they may differ between a run and its re-run
 #: (``jobs`` splits an evaluation over processes with identical results).
 VOLATILE = ("redo", "progress_bar", "jobs")
-#: What ``experiments.train`` writes into its folder (``experiments.training_folder``), removed by a redo.
+#: What ``experiments.train`` writes into its folder (``experiments.training.folder``), removed by a redo.
 TRAINING_OUTPUTS = (tf.TRAIN_CONFIG, RUN_FILE, STATUS_FILE, tf.MODEL, tf.VECNORMALIZE, tf.BEST_MODEL,
                     tf.BEST_VECNORMALIZE, tf.METRICS, tf.TRACE_PNG, tf.CHECKPOINTS, tf.TENSORBOARD)
 

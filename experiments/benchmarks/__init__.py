@@ -1,0 +1,1 @@
+"""Benchmarks: learning, training throughput and peer simulators (sections of ``python -m experiments.benchmark``)."""

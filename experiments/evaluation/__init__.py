@@ -1,0 +1,1 @@
+"""Evaluation workflow: the tables and figures of a paired evaluation."""

@@ -1,0 +1,1 @@
+"""Model validation: the cohort's simulated statistics against DOMAIN.md's targets."""
