@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from experiments import benchmark
+from experiments.benchmarks import cli, evaluation, run, simulator, training
 
 ROOT = Path(__file__).resolve().parents[1]
 FIGURE_KEYS = {"unit", "median", "min", "max", "n_repeats", "repeats"}
@@ -18,7 +19,7 @@ def test_simulator_section_quick_writes_json(tmp_path, capsys):
     code = benchmark.main(["--section", "simulator", "--quick", "--repeats", "2", "--out", str(out), "--silent"])
     assert code == 0
     report = json.loads(out.read_text())
-    assert report["schema"] == benchmark.SCHEMA
+    assert report["schema"] == run.SCHEMA
     assert report["section"] == "simulator"
     for key in ("settings", "machine", "versions", "git", "results", "floors", "targets"):
         assert key in report, key
@@ -36,7 +37,7 @@ def test_simulator_section_quick_writes_json(tmp_path, capsys):
         assert res[name]["median"] > 0
     assert res["single_env"]["ratio_to_cartpole"] > 0
     assert res["single_env"]["make_s"] >= 0
-    assert set(res["batched"]) == {str(n) for n in benchmark.QUICK_SIZES}
+    assert set(res["batched"]) == {str(n) for n in simulator.QUICK_SIZES}
     for fig in res["batched"].values():
         assert FIGURE_KEYS <= set(fig)
         assert fig["unit"] == "patient-steps/s"
@@ -46,7 +47,7 @@ def test_simulator_section_quick_writes_json(tmp_path, capsys):
     assert nb["errors"] == {}
     assert nb["compile_first_step_s"] > 0 and nb["cache_load_first_step_s"] > 0
 
-    assert FIGURE_KEYS <= set(res["numpy_noise"]) and res["numpy_noise"]["n_patients"] == max(benchmark.QUICK_SIZES)
+    assert FIGURE_KEYS <= set(res["numpy_noise"]) and res["numpy_noise"]["n_patients"] == max(simulator.QUICK_SIZES)
     assert {t["key"] for t in report["targets"]} >= {"batched_4096_vs_numpy_noise"}
 
     floors = {f["key"]: f for f in report["floors"]}
@@ -69,7 +70,7 @@ def test_training_section_quick_writes_json(tmp_path, capsys):
     assert report["section"] == "training"
     assert {"torch", "stable_baselines3"} <= set(report["versions"])
     res = report["results"]
-    assert set(res["rollout"]) == {str(n) for n in benchmark.QUICK_TRAINING_SIZES}
+    assert set(res["rollout"]) == {str(n) for n in training.QUICK_SIZES}
     for fig in res["rollout"].values():
         for name in ("painloop", "cartpole"):
             assert FIGURE_KEYS <= set(fig[name]) and fig[name]["n_repeats"] == 2 and fig[name]["median"] > 0
@@ -103,9 +104,9 @@ def test_peers_section_skips_with_reason_when_simglucose_cannot_install(tmp_path
 
 
 def test_all_is_the_default_section():
-    args = benchmark.build_parser().parse_args([])
+    args = cli.build_parser().parse_args([])
     assert args.section == "all"
-    assert benchmark.ALL_SECTIONS == ("simulator", "evaluation", "training", "peers")
+    assert cli.ALL_SECTIONS == ("simulator", "evaluation", "training", "peers")
 
 
 def test_bad_sizes_exit_2(tmp_path, capsys):
@@ -121,7 +122,7 @@ def test_evaluation_section_quick_writes_json(tmp_path, capsys):
     report = json.loads(out.read_text())
     fig = report["results"]["evaluation"]
     assert report["section"] == "evaluation"
-    assert fig["controllers"] == list(benchmark.BASELINES) and len(fig["controllers"]) == 7
+    assert fig["controllers"] == list(evaluation.BASELINES) and len(fig["controllers"]) == 7
     assert fig["median"] > 0 and fig["n_patients"] == 4
     assert [f["key"] for f in report["floors"]] == ["evaluation_wall_s"]
     assert "controller-patient-days/s" in capsys.readouterr().out

@@ -21,6 +21,8 @@ import venv
 from collections.abc import Callable
 from pathlib import Path
 
+from experiments.benchmarks.timing import summarize
+
 REQUIREMENTS = ("simglucose", "gymnasium==0.29.*", "setuptools<81", "numpy<2.3")
 
 #: Run inside the peer venv: steps/s of simglucose's gymnasium env, random actions, reset on episode end.
@@ -59,8 +61,6 @@ def _pip_install(python: Path, log: Callable[[str], None], timeout_s: float) -> 
 def run_peers(log: Callable[[str], None], steps: int = 500, repeats: int = 5, venv_dir: Path | None = None,
               install_timeout_s: float = 900.0) -> dict:
     """simglucose's steps/s (median, min, max over ``repeats``), or ``{"skipped": reason}``."""
-    from experiments.benchmark import summarize
-
     tmp = None
     if venv_dir is None:
         tmp = tempfile.TemporaryDirectory(prefix="painloop-peers-")

@@ -23,6 +23,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from experiments.benchmarks.targets import check
+from experiments.benchmarks.timing import paired_ratio, summarize
+
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 DEFAULT_SIZES = (8, 64, 256)
 QUICK_SIZES = (2, 4)
@@ -160,8 +163,6 @@ def run_training(opts: TrainingOptions, log: Callable[[str], None]) -> dict:
             model.learn(total_timesteps=steps)
             rates.append(steps / (time.perf_counter() - t0))
 
-    from experiments.benchmark import paired_ratio, summarize
-
     results: dict = {"rollout": {}, "end_to_end": {}}
     for n in opts.sizes:
         pl, cp = rollout[f"painloop_{n}"], rollout[f"cartpole_{n}"]
@@ -232,12 +233,5 @@ TARGETS = (
 
 
 def check_training(results: dict) -> list[dict]:
-    out = []
-    for key, label, path, threshold in TARGETS:
-        node = results
-        for k in path:
-            node = node.get(k) if isinstance(node, dict) else None
-        measured = float(node) if isinstance(node, (int, float)) else None
-        out.append({"key": key, "label": label, "source": "issue 7", "threshold": threshold,
-                    "measured_median": measured, "met": None if measured is None else measured >= threshold})
-    return out
+    """The section's targets of the speed issue, checked."""
+    return check(results, TARGETS, "issue 7")
