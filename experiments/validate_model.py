@@ -22,7 +22,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from experiments import parameter_docs
+from experiments.validation import parameter_docs
 from experiments.validation import plots as validation_plots
 from experiments.validation import table as validation_table
 from experiments.validation.simulations import (

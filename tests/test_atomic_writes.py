@@ -20,7 +20,7 @@ DIRECT = re.compile(
 #: file -> direct writes allowed there, each an append-only stream (docs/reliability.md, "Not atomic")
 ALLOWED = {
     "agents/atomic_io.py": None,  # the helper itself
-    "experiments/finetune_report.py": 1,  # the log a child training streams into
+    "experiments/studies/finetune.py": 1,  # the log a child training streams into
     "experiments/benchmarks/learning.py": 1,  # the same, per benchmark job
     "experiments/training/folder.py": 1,  # metrics.csv rows, appended whole and fsynced (a half row is dropped on read)
     # The hash stamp beside numba's own cache files: a cache record, not a result; written to a

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from experiments import parameter_docs as pd
+from experiments import parameter_docs as command
+from experiments.validation import parameter_docs as pd
 from simenv import layout as L
 from simenv.cohort import available_presets
 from simenv.params import iter_parameter_metadata
@@ -94,5 +95,5 @@ def test_write_tables_regenerates_a_stale_copy(tmp_path, text):
     stale = text.replace(pd.render_parameter_table(), "| stale |")
     path = tmp_path / "model.md"
     path.write_text(stale)
-    assert pd.main(["--docs", str(path)]) == 0
+    assert command.main(["--docs", str(path)]) == 0
     assert path.read_text() == text

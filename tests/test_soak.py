@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from experiments import soak
+from experiments.validation import soak
 
 ROOT = Path(__file__).resolve().parent.parent
 
