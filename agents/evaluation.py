@@ -22,19 +22,22 @@ from agents.action_check import checked_action
 from agents.clinic import ClinicRecord, fit_detector, record_calibration_period
 from agents.controllers import ControllerSpec
 from agents.evaluation_pool import evaluate_in_processes, resolve_jobs
+
 # The result type and its statistics live in agents.evaluation_result; importable from here too.
 from agents.evaluation_result import EvaluationResult as EvaluationResult
 from agents.evaluation_result import paired_differences as paired_differences
 from agents.evaluation_result import summarise as summarise
 from agents.policy import PatientContext
 from simenv import layout as L
-from simenv.batch import STEP_INFO, EnvSettings, PainStimBatch
+from simenv.batch import PainStimBatch
 from simenv.cohort import Patient
 from simenv.decision import discrete_amplitudes
 from simenv.errors import PainloopError
+from simenv.info_layout import STEP_INFO
 from simenv.numba_cache import forget_when_changed
 from simenv.params import SECONDS_PER_DAY, SECONDS_PER_HOUR
 from simenv.reward import TERMS, RewardWeights
+from simenv.settings import EnvSettings
 
 #: Per-patient metrics, in table order, with units and meaning.
 METRICS: dict[str, str] = {

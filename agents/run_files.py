@@ -83,12 +83,8 @@ def algorithm_class(algo_class: str) -> type:
 
 def spaces_for(env_settings: Mapping[str, Any]) -> tuple[Any, Any]:
     """(observation space, action space) of the SB3 adapter under ``env_settings`` (no simulation runs)."""
-    from simenv.batch import (
-        EnvSettings,
-        action_space_for,
-        observation_space_for,
-        with_added_settings,
-    )
+    from simenv.settings import EnvSettings, with_added_settings
+    from simenv.spaces import action_space_for, observation_space_for
 
     recorded = with_added_settings(dict(env_settings))
     keys = ("action_mode", "n_levels", "feature_history", "include_self_report", "observation")
