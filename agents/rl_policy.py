@@ -19,21 +19,13 @@ from typing import Any
 
 import numpy as np
 
+from agents.model_zip import ALGORITHMS
 from agents.policy import BasePolicy, PatientContext
 from simenv.core import PHYSICS_VERSION
 from simenv.errors import PainloopError
 from simenv.settings import EnvSettings, with_added_settings
 from simenv.spaces import observation_names
 
-#: algo_class in train_config.json -> (module, class)
-ALGORITHMS: dict[str, tuple[str, str]] = {
-    "PPO": ("stable_baselines3", "PPO"),
-    "A2C": ("stable_baselines3", "A2C"),
-    "DQN": ("stable_baselines3", "DQN"),
-    "SAC": ("stable_baselines3", "SAC"),
-    "TD3": ("stable_baselines3", "TD3"),
-    "RecurrentPPO": ("sb3_contrib", "RecurrentPPO"),
-}
 OBSERVATION_SETTINGS = ("dt_s", "feature_history", "include_self_report")
 #: The training settings that decide which columns the policy's observation has.
 _OBSERVATION_SHAPE = ("feature_history", "include_self_report", "observation")

@@ -2,7 +2,7 @@
 
 Built from ``EnvSettings`` alone, without simulating anything, so a saved
 model's spaces can be rebuilt from its recorded settings
-(``agents.run_files.spaces_for``) exactly as ``PainStimBatch`` builds them.
+(``agents.model_zip.spaces_for``) exactly as ``PainStimBatch`` builds them.
 """
 
 from __future__ import annotations
