@@ -13,9 +13,7 @@ run first, hidden if they were not asked for.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 
 import numba
 import numpy as np
@@ -24,15 +22,22 @@ from agents.action_check import checked_action
 from agents.clinic import ClinicRecord, fit_detector, record_calibration_period
 from agents.controllers import ControllerSpec
 from agents.evaluation_pool import evaluate_in_processes, resolve_jobs
+
+# The result type and its statistics live in agents.evaluation_result; importable from here too.
+from agents.evaluation_result import EvaluationResult as EvaluationResult
+from agents.evaluation_result import paired_differences as paired_differences
+from agents.evaluation_result import summarise as summarise
 from agents.policy import PatientContext
 from simenv import layout as L
-from simenv.batch import STEP_INFO, EnvSettings, PainStimBatch
+from simenv.batch import PainStimBatch
 from simenv.cohort import Patient
 from simenv.decision import discrete_amplitudes
 from simenv.errors import PainloopError
+from simenv.info_layout import STEP_INFO
 from simenv.numba_cache import forget_when_changed
 from simenv.params import SECONDS_PER_DAY, SECONDS_PER_HOUR
 from simenv.reward import TERMS, RewardWeights
+from simenv.settings import EnvSettings
 
 #: Per-patient metrics, in table order, with units and meaning.
 METRICS: dict[str, str] = {
@@ -52,23 +57,6 @@ METRICS: dict[str, str] = {
 } | {f"term_{t}": f"reward term '{t}', mean per decision" for t in TERMS}
 
 _COL = {name: i for i, name in enumerate(STEP_INFO)}
-
-
-@dataclass
-class EvaluationResult:
-    """Per-patient metrics per controller label, plus traces and fitted detectors."""
-
-    labels: list[str]
-    patients: list[Patient]
-    per_patient: dict[str, dict[str, np.ndarray]]  # label -> metric -> (n_patients,)
-    uses_latent: dict[str, bool]
-    horizon_days: float
-    seed: int
-    traces: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
-    detectors: dict[str, list] = field(default_factory=dict)
-    #: With ``record_actions=True``: label -> commanded amplitude (mA) per patient and decision,
-    #: shape (n_patients, n_decisions).
-    actions: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 class _SlicedInfo(dict):
@@ -179,6 +167,7 @@ def evaluate(
     n_jobs = resolve_jobs(jobs, len(patients))
     if n_jobs > 1:
         return evaluate_in_processes(
+            evaluate,
             n_jobs,
             patients,
             trace_patient,
@@ -407,47 +396,3 @@ def _run_phase(
             tr["detector_threshold"] = trace_buf[len(trace_keys) + 2, c].copy()
             traces[spec.label] = tr
     return out, more, traces
-
-
-def summarise(result: EvaluationResult) -> list[dict]:
-    """Table rows: per controller and metric, the mean and 95% interval across patients."""
-    from scipy import stats
-
-    rows = []
-    n = len(result.patients)
-    tcrit = float(stats.t.ppf(0.975, n - 1)) if n > 1 else math.nan
-    for label in result.labels:
-        row = {"controller": label, "uses_latent": result.uses_latent[label], "n_patients": n}
-        for metric, values in result.per_patient[label].items():
-            mean = float(np.mean(values))
-            half = tcrit * float(np.std(values, ddof=1)) / math.sqrt(n) if n > 1 else math.nan
-            row[metric] = mean
-            row[f"{metric}_ci_low"] = mean - half
-            row[f"{metric}_ci_high"] = mean + half
-        rows.append(row)
-    return rows
-
-
-def paired_differences(result: EvaluationResult, reference: str) -> list[dict]:
-    """Per controller and metric: mean of (controller - reference) per patient and its paired 95% interval."""
-    from scipy import stats
-
-    if reference not in result.per_patient:
-        raise PainloopError(
-            "PL-REFERENCE-UNKNOWN", f"reference '{reference}' is not a controller label; available: {result.labels}."
-        )
-    n = len(result.patients)
-    tcrit = float(stats.t.ppf(0.975, n - 1)) if n > 1 else math.nan
-    rows = []
-    ref = result.per_patient[reference]
-    for label in result.labels:
-        row = {"controller": label, "reference": reference, "uses_latent": result.uses_latent[label]}
-        for metric, values in result.per_patient[label].items():
-            diff = values - ref[metric]
-            mean = float(np.mean(diff))
-            half = tcrit * float(np.std(diff, ddof=1)) / math.sqrt(n) if n > 1 else math.nan
-            row[f"{metric}_diff"] = mean
-            row[f"{metric}_diff_ci_low"] = mean - half
-            row[f"{metric}_diff_ci_high"] = mean + half
-        rows.append(row)
-    return rows

@@ -16,6 +16,11 @@ from numba's cache, each patient's normalisation period): a second or two
 each. Progress reaches the caller through a queue; an error in any worker,
 or an interrupt of the caller, stops the workers (the next call starts new
 ones) and is raised here.
+
+The pool does not import the evaluation: ``agents.evaluation.evaluate``
+passes itself in (a module-level function, so the spawned workers import it
+by name), and the groups' results are joined by
+``agents.evaluation_result.merge_results``.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from agents.evaluation_result import EvaluationResult, merge_results
 from simenv.cores import usable_cores
 from simenv.errors import PainloopError
 from simenv.noise import NOISE_THREAD_ENV
@@ -65,28 +71,32 @@ def _init_worker(progress_queue) -> None:
     os.environ.setdefault(NOISE_THREAD_ENV, "0")
 
 
-def _run_group(call: int, group: int, kwargs: dict):
-    """One worker's share: ``agents.evaluation.evaluate`` on its patients, progress sent to the caller."""
-    from agents.evaluation import evaluate
+def _run_group(run: Callable[..., EvaluationResult], call: int, group: int, kwargs: dict) -> EvaluationResult:
+    """One worker's share: ``run`` on its patients in this process, progress sent to the caller."""
 
     def progress(done: int, total: int) -> None:
         _PROGRESS_QUEUE.put((call, group, done, total))
 
-    return evaluate(**kwargs, progress=progress, jobs=1)
+    return run(**kwargs, progress=progress, jobs=1)
 
 
 def evaluate_in_processes(
+    run: Callable[..., EvaluationResult],
     n_jobs: int,
     patients: Sequence,
     trace_patient: int,
     progress: Callable[[int, int], None] | None,
     kwargs: dict,
-):
-    """Run ``evaluate(**kwargs)`` on ``n_jobs`` groups of ``patients`` in worker processes and merge the results.
+) -> EvaluationResult:
+    """Run ``run(**kwargs)`` on ``n_jobs`` groups of ``patients`` in worker processes and merge the results.
 
-    ``kwargs`` holds every other argument of ``evaluate`` (specs, settings,
-    reward, seed, ...). ``trace_patient`` is an index into ``patients``; the
-    group that holds it records the trace.
+    ``run`` is ``agents.evaluation.evaluate`` (or a function taking the same
+    keywords); it reaches the workers by pickle, so it must be a module-level
+    function, imported there by name. Each worker calls it with its group's
+    ``patients`` and ``trace_patient``, a ``progress`` callback and ``jobs=1``.
+    ``kwargs`` holds every other argument (specs, settings, reward, seed, ...).
+    ``trace_patient`` is an index into ``patients``; the group that holds it
+    records the trace.
     """
     try:  # the workers get everything by pickle: a controller built from a local function cannot go
         pickle.dumps(kwargs)
@@ -123,7 +133,7 @@ def evaluate_in_processes(
         for g, members in enumerate(groups):
             local_trace = trace_patient - members.start if trace_patient in members else -1
             group_kwargs = kwargs | {"patients": [patients[i] for i in members], "trace_patient": local_trace}
-            futures.append(executor.submit(_run_group, call, g, group_kwargs))
+            futures.append(executor.submit(_run_group, run, call, g, group_kwargs))
         pending = set(futures)
         while pending:
             completed, pending = wait(pending, timeout=0.25, return_when=FIRST_EXCEPTION)
@@ -168,28 +178,3 @@ def shutdown_pool(terminate: bool = False) -> None:
             process.terminate()
     executor.shutdown(wait=True, cancel_futures=True)
     progress_queue.close()
-
-
-def merge_results(results: Sequence, patients: list):
-    """One ``EvaluationResult`` from the groups' results, patients in order."""
-    from agents.evaluation import EvaluationResult
-
-    first = results[0]
-    per_patient = {
-        label: {metric: np.concatenate([r.per_patient[label][metric] for r in results]) for metric in first.per_patient[label]}
-        for label in first.labels
-    }
-    traces: dict[str, dict[str, np.ndarray]] = next((r.traces for r in results if r.traces), {})
-    detectors = {label: [d for r in results for d in r.detectors[label]] for label in first.detectors}
-    actions = {label: np.concatenate([r.actions[label] for r in results], axis=0) for label in first.actions}
-    return EvaluationResult(
-        labels=list(first.labels),
-        patients=patients,
-        per_patient=per_patient,
-        uses_latent=dict(first.uses_latent),
-        horizon_days=first.horizon_days,
-        seed=first.seed,
-        traces=traces,
-        detectors=detectors,
-        actions=actions,
-    )

@@ -4,7 +4,7 @@
 ``best_model.zip`` or ``model.zip`` and the matching ``VecNormalize``
 statistics) and returns an ``RLPolicy``: it takes the evaluation's
 (default, ``full``) observation, keeps the columns its own observation has
-(``simenv.batch.observation_names``; a ``biomarkers`` policy reads only the band
+(``simenv.spaces.observation_names``; a ``biomarkers`` policy reads only the band
 powers), normalises them exactly as during training, holds each action for the training decision interval,
 keeps recurrent state per slot, and returns actions in its own action mode.
 Every comparison, plot and export then treats it like any baseline.
@@ -19,20 +19,13 @@ from typing import Any
 
 import numpy as np
 
+from agents.model_zip import ALGORITHMS
 from agents.policy import BasePolicy, PatientContext
-from simenv.batch import EnvSettings, observation_names, with_added_settings
 from simenv.core import PHYSICS_VERSION
 from simenv.errors import PainloopError
+from simenv.settings import EnvSettings, with_added_settings
+from simenv.spaces import observation_names
 
-#: algo_class in train_config.json -> (module, class)
-ALGORITHMS: dict[str, tuple[str, str]] = {
-    "PPO": ("stable_baselines3", "PPO"),
-    "A2C": ("stable_baselines3", "A2C"),
-    "DQN": ("stable_baselines3", "DQN"),
-    "SAC": ("stable_baselines3", "SAC"),
-    "TD3": ("stable_baselines3", "TD3"),
-    "RecurrentPPO": ("sb3_contrib", "RecurrentPPO"),
-}
 OBSERVATION_SETTINGS = ("dt_s", "feature_history", "include_self_report")
 #: The training settings that decide which columns the policy's observation has.
 _OBSERVATION_SHAPE = ("feature_history", "include_self_report", "observation")

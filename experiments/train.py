@@ -193,7 +193,7 @@ def _finetune_source(config: dict, agent: str, algo: Algorithm, settings: Any) -
             f"finetune_from='{run}' holds a {source['algo_class']} model (agent '{source['agent']}') but agent "
             f"'{agent}' is {algo.algo_class}; allowed: agent={source['agent']} (the default with finetune_from).",
         )
-    from simenv.batch import with_added_settings
+    from simenv.settings import with_added_settings
 
     used = dataclasses.asdict(settings)
     recorded = with_added_settings(source["env_settings"])  # a run from before env.observation: 'full'

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import gymnasium as gym
 
-from simenv.batch import ACTION_MODES, EnvSettings, PainStimBatch
+from simenv.batch import PainStimBatch
 from simenv.cohort import (
     Patient,
     available_presets,
@@ -22,6 +22,7 @@ from simenv.core import PHYSICS_VERSION, BatchedCore
 from simenv.errors import PainloopError, UnsafeStimulationError
 from simenv.params import PatientParams
 from simenv.reward import TERMS, RewardWeights
+from simenv.settings import ACTION_MODES, EnvSettings
 
 ENV_ID = "painloop/PainStim-v0"
 

@@ -7,23 +7,25 @@ latent quantities. The single Gymnasium env (N = 1), the Gymnasium vector
 env and the stable-baselines3 adapter are thin shells around it, so none of
 this exists twice.
 
-Arrays are batched: shape ``(n_slots, ...)``.
+Arrays are batched: shape ``(n_slots, ...)``. The settings
+(``simenv.settings``), the observation names and spaces (``simenv.spaces``)
+and the packed info's columns (``simenv.info_layout``) have modules of their
+own; ``EnvSettings`` and ``observation_names``, which the docs name as
+``simenv.batch.*``, are importable from here too.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any, cast
 
 import numpy as np
-from gymnasium import spaces
 
 from simenv import layout as L
 from simenv.biomarkers import ARTIFACT_MASK, SLEEP_PROFILE, SUPPRESSION_MASK
-from simenv.calibration import DEFAULT_CALIBRATION_DAYS, normalisation_for
+from simenv.calibration import normalisation_for
 from simenv.cohort import Patient
-from simenv.core import INITIAL_STATES, BatchedCore
+from simenv.core import BatchedCore
 from simenv.decision import (
     discrete_amplitudes,
     finish_decision,
@@ -32,186 +34,11 @@ from simenv.decision import (
     simulate_steps,
 )
 from simenv.errors import PainloopError
+from simenv.info_layout import ACC_COLS, OUT_COLS, STATE_COLS, STATE_INFO, STEP_INFO
 from simenv.params import SECONDS_PER_DAY
 from simenv.reward import ENERGY_UNIT_W, TERMS, RewardWeights
-
-ACTION_MODES = ("on_off", "levels", "continuous")
-#: ``full``: band powers, stimulation state, time since switch, duty cycles, clock (DESIGN.md).
-#: ``biomarkers``: only what an implant's detector can read (band powers and their lags), so
-#: that a policy trained on it can be distilled into a band-power detector (docs/export.md).
-OBSERVATIONS = ("full", "biomarkers")
-#: Settings added after run folders were first written, with the value a record that lacks
-#: them meant (what the simulator did before the setting existed).
-SETTINGS_ADDED_LATER: dict[str, object] = {"observation": "full"}
-
-# Output columns summed over a decision: the five reward terms' raw sums, then
-# drawn energy, stimulation energy, mild and seizure events.
-_ACC_COLS = np.array(
-    [
-        L.O_PAIN_NRS,
-        L.O_HIGH_PAIN,
-        L.O_STIM_ENERGY_J,
-        L.O_SIDE_EFFECT_EXPECTED,
-        L.O_SWITCHED,
-        L.O_STIM_ENERGY_J,
-        L.O_DRAWN_ENERGY_J,
-        L.O_MILD_EVENT,
-        L.O_SEIZURE_EVENT,
-    ]
-)
-# info keys read from the state (after the step), then derived ones.
-_STATE_INFO_COLS = {
-    "elapsed_s": L.S_TIME_S,
-    "tolerance": L.S_TOLERANCE,
-    "relief_fraction": L.S_RELIEF,
-    "amplitude_ma": L.S_AMPLITUDE_MA,
-    "stim_energy_total_j": L.S_ENERGY_STIM_J,
-    "battery_drawn_total_j": L.S_ENERGY_DRAWN_J,
-    "side_effect_burden": L.S_BURDEN,
-    "mild_events_total": L.S_MILD_EVENTS,
-    "seizure_events_total": L.S_SEIZURE_EVENTS,
-    "switches_total": L.S_SWITCHES,
-    "on_time_total_s": L.S_ON_TIME_S,
-}
-_STATE_COLS = np.array(list(_STATE_INFO_COLS.values()))
-STATE_INFO: tuple[str, ...] = (*_STATE_INFO_COLS, "battery_energy_left_j", "battery_life_years", "time_of_day_h")
-# info keys of the last simulator step of the decision.
-_OUT_INFO_COLS = {
-    "pain_nrs": L.O_PAIN_NRS,
-    "pain_drive_nrs": L.O_DRIVE_NRS,
-    "relief_nrs": L.O_RELIEF_NRS,
-    "relief_lost_nrs": L.O_RELIEF_LOST_NRS,
-    "efficacy": L.O_EFFICACY,
-    "asleep": L.O_ASLEEP,
-    "on_fraction": L.O_ON_FRACTION,
-}
-_OUT_COLS = np.array(list(_OUT_INFO_COLS.values()))
-# Sums over the decision, then the self-report made in it (NaN if none).
-STEP_INFO: tuple[str, ...] = (
-    *STATE_INFO,
-    *_OUT_INFO_COLS,
-    "stim_energy_j",
-    "battery_drawn_j",
-    "mild_events",
-    "seizure_events",
-    "self_report",
-)
-
-
-@dataclass(frozen=True)
-class EnvSettings:
-    """Settings shared by every patient slot of an environment."""
-
-    action_mode: str = "on_off"
-    dt_s: float = 30.0
-    horizon_days: float = 1.0
-    decision_interval_s: float | None = None
-    initial_state: str = "naive"
-    n_levels: int = 6
-    feature_history: int = 0
-    include_self_report: bool = False
-    calibration_days: float = DEFAULT_CALIBRATION_DAYS
-    start_hour: float = 0.0
-    debug_checks: bool = False
-    observation: str = "full"
-
-    def __post_init__(self) -> None:
-        def bad(name: str, allowed: str) -> PainloopError:
-            return PainloopError("PL-ENV-ARG", f"{name}={getattr(self, name)!r}; allowed: {allowed}.")
-
-        if self.action_mode not in ACTION_MODES:
-            raise bad("action_mode", str(list(ACTION_MODES)))
-        if self.observation not in OBSERVATIONS:
-            raise bad("observation", str(list(OBSERVATIONS)))
-        if self.initial_state not in INITIAL_STATES:
-            raise bad("initial_state", str(list(INITIAL_STATES)))
-        if not isinstance(self.dt_s, (int, float)) or not 5.0 <= self.dt_s <= 600.0:
-            raise bad("dt_s", "5 to 600 seconds")
-        if not isinstance(self.horizon_days, (int, float)) or not 0 < self.horizon_days <= 3650:
-            raise bad("horizon_days", "a number of days in (0, 3650]")
-        steps = self.horizon_days * SECONDS_PER_DAY / self.dt_s
-        if steps < 1:
-            raise bad("horizon_days", f"at least one step of dt_s={self.dt_s:g} s")
-        interval = self.decision_interval_s if self.decision_interval_s is not None else self.dt_s
-        ratio = interval / self.dt_s
-        if interval <= 0 or abs(ratio - round(ratio)) > 1e-9:
-            raise bad("decision_interval_s", f"a positive whole multiple of dt_s={self.dt_s:g} s")
-        if isinstance(self.n_levels, bool) or int(self.n_levels) != self.n_levels or not 2 <= self.n_levels <= 256:
-            raise bad("n_levels", "a whole number from 2 to 256")
-        if isinstance(self.feature_history, bool) or int(self.feature_history) != self.feature_history or not 0 <= self.feature_history <= 120:
-            raise bad("feature_history", "a whole number of past steps from 0 to 120")
-        if not isinstance(self.calibration_days, (int, float)) or not 0.5 <= self.calibration_days <= 60:
-            raise bad("calibration_days", "0.5 to 60 days")
-        if not isinstance(self.start_hour, (int, float)) or not 0 <= self.start_hour < 24:
-            raise bad("start_hour", "a clock hour in [0, 24)")
-
-    @property
-    def steps_per_decision(self) -> int:
-        interval = self.decision_interval_s if self.decision_interval_s is not None else self.dt_s
-        return int(round(interval / self.dt_s))
-
-    @property
-    def horizon_steps(self) -> int:
-        return int(round(self.horizon_days * SECONDS_PER_DAY / self.dt_s))
-
-
-def with_added_settings(recorded: dict) -> dict:
-    """A recorded settings mapping with ``SETTINGS_ADDED_LATER`` filled in where it lacks them.
-
-    A run folder written before a setting existed ran with the behaviour that
-    setting's recorded default names, so it stays loadable and comparable.
-    """
-    return {**SETTINGS_ADDED_LATER, **recorded}
-
-
-def observation_names(settings: EnvSettings) -> list[str]:
-    """Names of the observation vector's entries, in order (``settings.observation`` selects them)."""
-    names = [f"{f}_norm" for f in L.FEATURE_NAMES]
-    for lag in range(1, settings.feature_history + 1):
-        names += [f"{f}_norm_lag{lag}" for f in L.FEATURE_NAMES]
-    if settings.observation == "full":
-        names += [
-            "amplitude_fraction",
-            "log1p_hours_since_switch",
-            "duty_30min",
-            "duty_24h",
-            "duty_7d",
-            "time_of_day_sin",
-            "time_of_day_cos",
-        ]
-    if settings.include_self_report:
-        names += ["last_report_tenths", "report_age_days_capped"]
-    return names
-
-
-def action_space_for(settings: EnvSettings) -> spaces.Space:
-    """The action space under ``settings``: RL agents' ranges, built from the action mode alone."""
-    mode = settings.action_mode
-    if mode == "on_off":
-        return spaces.Discrete(2)
-    if mode == "levels":
-        return spaces.Discrete(settings.n_levels)
-    return spaces.Box(low=-1.0, high=1.0, shape=(1,), dtype=np.float32)
-
-
-def observation_space_for(settings: EnvSettings) -> spaces.Box:
-    """The observation space under ``settings`` (also what a saved model's spaces are rebuilt from)."""
-    obs_dim = len(observation_names(settings))
-    low = np.full(obs_dim, -np.inf, dtype=np.float32)
-    high = np.full(obs_dim, np.inf, dtype=np.float32)
-    start = L.N_FEATURES * (settings.feature_history + 1)
-    # [amplitude fraction, log1p hours, three duties, sin, cos,] [report, age]
-    bounded_low: list[float] = []
-    bounded_high: list[float] = []
-    if settings.observation == "full":
-        bounded_low += [0.0, 0.0, 0.0, 0.0, 0.0, -1.0, -1.0]
-        bounded_high += [1.0, np.inf, 1.0, 1.0, 1.0, 1.0, 1.0]
-    if settings.include_self_report:
-        bounded_low += [0.0, 0.0]
-        bounded_high += [1.0, 1.0]
-    low[start:] = bounded_low
-    high[start:] = bounded_high
-    return spaces.Box(low=low, high=high, dtype=np.float32)
+from simenv.settings import ACTION_MODES, EnvSettings
+from simenv.spaces import action_space_for, observation_names, observation_space_for
 
 
 class PainStimBatch:
@@ -243,7 +70,7 @@ class PainStimBatch:
         self._running: int | None = None
         self._no_observation: np.ndarray | None = None  # step_arrays(observe=False) returns it
         # A decision's sums (emptied again by finish_decision) and clock: work arrays, reused.
-        self._acc = np.zeros((len(patients), len(_ACC_COLS)))
+        self._acc = np.zeros((len(patients), len(ACC_COLS)))
         self._steps_done = np.zeros(len(patients))
         self._report = np.full(len(patients), np.nan)
         self._hour_buffer = np.empty(len(patients))
@@ -468,8 +295,8 @@ class PainStimBatch:
                 self._no_observation = np.full((n, self.obs_dim), np.nan, dtype=np.float32)
             obs = self._no_observation
         n_truncated = finish_decision(
-            core.state, core.outputs, self._acc, self._steps_done, self._report, self._term_scale, self._w, horizon, _STATE_COLS,
-            _OUT_COLS, self._capacity_j, core.start_hour, self._history, core.amplitude_max_ma,
+            core.state, core.outputs, self._acc, self._steps_done, self._report, self._term_scale, self._w, horizon, STATE_COLS,
+            OUT_COLS, self._capacity_j, core.start_hour, self._history, core.amplitude_max_ma,
             self.settings.include_self_report, hour, terms, reward, truncated, packed, obs, observe, self._full,
         )
         if n_truncated:
@@ -499,7 +326,7 @@ class PainStimBatch:
                 core.gain_db_per_nrs, SLEEP_PROFILE, SUPPRESSION_MASK, ARTIFACT_MASK, noise.drawn_normals,
                 noise.drawn_uniforms, noise.row, noise.chunk_start, noise.clock, core.dt_s, core.duty_decays,
                 core.outputs, core.features_db, core.charge_memo, n_steps, self.norm_mean, self.norm_scale,
-                self._history, horizon, _ACC_COLS, self._acc, self._steps_done, self._report, running,
+                self._history, horizon, ACC_COLS, self._acc, self._steps_done, self._report, running,
             )
             if taken < 0:
                 core.check_amplitudes(target)  # raises, naming the slot and the limit
@@ -524,7 +351,7 @@ class PainStimBatch:
         """State-derived info as one (n_slots, len(STATE_INFO)) array."""
         packed = np.empty((self.n, len(STATE_INFO)))
         hour = self._hour if self._hour is not None else self.core.time_of_day_h()
-        pack_state_info(self.core.state, _STATE_COLS, self._capacity_j, hour, packed)
+        pack_state_info(self.core.state, STATE_COLS, self._capacity_j, hour, packed)
         return packed
 
     @property

@@ -6,7 +6,7 @@ reward terms, the observation, the packed ``info`` columns) into a few numba
 loops, so a decision costs a handful of calls whatever the batch size,
 instead of some forty small NumPy operations (which dominated the single
 environment's step). ``simenv.batch`` is the only caller; the column order
-of the packed arrays is defined there.
+of the packed arrays is defined in ``simenv.info_layout``.
 
 Every function is a plain loop over slots, so a slot's values never depend
 on the batch size.

@@ -8,10 +8,12 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from simenv.batch import STEP_INFO, EnvSettings, PainStimBatch
+from simenv.batch import PainStimBatch
 from simenv.cohort import Patient, load_patient_yaml, resolve_patients
 from simenv.errors import PainloopError
+from simenv.info_layout import STEP_INFO
 from simenv.reward import TERMS, RewardWeights
+from simenv.settings import EnvSettings
 
 
 def split_reward_kwargs(kwargs: dict[str, Any]) -> tuple[RewardWeights, dict[str, Any]]:

@@ -23,9 +23,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from simenv import layout as L
-from simenv.batch import OBSERVATIONS, EnvSettings, PainStimBatch, observation_names
+from simenv.batch import PainStimBatch
 from simenv.cohort import load_preset
 from simenv.errors import PainloopError
+from simenv.settings import OBSERVATIONS, EnvSettings
+from simenv.spaces import observation_names
 
 ENV_ID = "painloop/PainStim-v0"
 BAND_NAMES = [f"{f}_norm" for f in L.FEATURE_NAMES]

@@ -16,10 +16,12 @@ from hypothesis import strategies as st
 import simenv.calibration
 import simenv.cohort
 from simenv import layout as L
-from simenv.batch import STEP_INFO, EnvSettings, PainStimBatch
+from simenv.batch import PainStimBatch
 from simenv.cohort import load_preset, stable_uid
 from simenv.core import BatchedCore
+from simenv.info_layout import STEP_INFO
 from simenv.noise import NoiseStreams
+from simenv.settings import EnvSettings
 
 HORIZON_DAYS = 0.05  # 144 steps of 30 s
 SEED = 11

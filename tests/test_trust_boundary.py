@@ -26,7 +26,7 @@ import pytest
 import test_evaluate as tev  # noqa: E402  (tests/ is on sys.path)
 import test_train as ttr  # noqa: E402
 
-from agents import json_data, run_files, run_manifest, run_statistics
+from agents import json_data, model_zip, run_files, run_manifest, run_statistics
 from simenv.errors import PainloopError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -253,7 +253,7 @@ def make_legacy(src: Path, dst: Path, marker: Path | None = None) -> Path:
     del info["manifest"]
     (run / "run.json").write_text(json.dumps(info))
     train_config = json.loads((run / "train_config.json").read_text())
-    obs_space, act_space = run_files.spaces_for(train_config["env_settings"])
+    obs_space, act_space = model_zip.spaces_for(train_config["env_settings"])
     for path in run_files.loaded_files(run):
         if path.name.endswith("vecnormalize.json"):
             if marker is not None:
@@ -414,7 +414,7 @@ def test_statistics_round_trip_exactly(trained):
     from stable_baselines3.common.vec_env import DummyVecEnv
 
     config = json.loads((trained / "train_config.json").read_text())
-    obs_space, act_space = run_files.spaces_for(config["env_settings"])
+    obs_space, act_space = model_zip.spaces_for(config["env_settings"])
     stats = run_statistics.load_statistics(trained, "vecnormalize.json")
     venv = run_statistics.vecnormalize_from(stats, DummyVecEnv([lambda: _space_env(obs_space, act_space)]))
     again = run_statistics.read_statistics(run_statistics.statistics_bytes(venv), "again")

@@ -20,7 +20,7 @@ from typing import Any
 
 from experiments.common.run_folder import RUN_FILE, STATUS_FILE, read_status
 from experiments.training import folder as tf
-from simenv.batch import with_added_settings
+from simenv.settings import with_added_settings
 
 #: Keys that say how to run, not what: they may differ between a run and its re-run
 #: (``jobs`` splits an evaluation over processes with identical results).
@@ -34,7 +34,7 @@ def comparable(config: dict, volatile: tuple[str, ...] = VOLATILE) -> dict:
     """``config`` without the keys that may change between a run and its re-run.
 
     A training config recorded before an env setting existed (``env.observation``) is
-    given the value it ran with (``simenv.batch.SETTINGS_ADDED_LATER``), so it still
+    given the value it ran with (``simenv.settings.SETTINGS_ADDED_LATER``), so it still
     compares equal to the same training asked for today.
     """
     out = {k: v for k, v in config.items() if k not in volatile}

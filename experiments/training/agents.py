@@ -1,7 +1,7 @@
 """The RL algorithms the training command knows: which action modes each handles, how its
 rollout is sized, and how an agent config becomes a stable-baselines3 / sb3-contrib model.
 
-Loading a saved model by ``algo_class`` uses ``agents.rl_policy.ALGORITHMS``
+Loading a saved model by ``algo_class`` uses ``agents.model_zip.ALGORITHMS``
 (the same table the ``run:<dir>`` policy loader uses).
 """
 
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agents.run_files import ACTIVATIONS, activation_class
+from agents.model_zip import ACTIVATIONS, activation_class
 from simenv.errors import PainloopError
 
 AGENT_DIR = Path(__file__).resolve().parents[2] / "conf" / "agent"
@@ -33,7 +33,7 @@ class Algorithm:
         return int(per_slot) * int(n_envs)
 
     def load_class(self) -> type:
-        from agents.rl_policy import ALGORITHMS
+        from agents.model_zip import ALGORITHMS
 
         module, cls = ALGORITHMS[self.algo_class]
         return getattr(__import__(module, fromlist=[cls]), cls)

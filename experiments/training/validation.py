@@ -16,10 +16,12 @@ from typing import Any
 import numpy as np
 
 from simenv import layout as L
-from simenv.batch import STEP_INFO, EnvSettings, PainStimBatch
+from simenv.batch import PainStimBatch
 from simenv.cohort import Patient
+from simenv.info_layout import STEP_INFO
 from simenv.params import SECONDS_PER_DAY, SECONDS_PER_HOUR
 from simenv.reward import TERMS, RewardWeights
+from simenv.settings import EnvSettings
 
 #: Clinical metrics of a validation (mean over patients), in metrics.csv order.
 CLINICAL: dict[str, str] = {
