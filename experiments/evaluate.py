@@ -83,7 +83,7 @@ def parse_entry(entry: str, conf_dir: Path = CONTROLLER_DIR) -> tuple[str, str]:
             raise PainloopError("PL-CONTROLLER-LABEL", f"label '{label}' (entry '{text}') is not allowed.")
         return label, source
     if colon and prefix == "config":  # a folder of exported per-patient device configs (agents.config_policy)
-        from agents.controller_config import load_config_dir
+        from agents.config_files import load_config_dir
 
         load_config_dir(Path(rest))  # missing, empty or invalid folders are refused here, before any work
         if not sep:

@@ -116,7 +116,7 @@ class Plan:
 
 def make_plan(cfg: DictConfig, conf_dir: Path = CONTROLLER_DIR) -> Plan:
     """Check the whole config; raises ``PainloopError`` on bad input."""
-    from agents.distill import DistillSettings
+    from agents.distill_fit import DistillSettings
     from simenv.batch import EnvSettings
     from simenv.cohort import load_preset
     from simenv.reward import RewardWeights
@@ -201,7 +201,7 @@ def patient_file_stem(p) -> str:
 # -- the work ------------------------------------------------------------------------------------
 def build_configs(plan: Plan, progress=None) -> tuple[list[dict], list[dict]]:
     """One config per patient (not written, not yet validated as a set) and the fit information."""
-    from agents.controller_config import build_config
+    from agents.config_format import build_config
     from agents.distill import distill
     from agents.export import (
         calibrated_detectors,
@@ -260,9 +260,9 @@ def fidelity(plan: Plan, configs: Sequence[dict]) -> dict:
 
     from agents.config_policy import ConfigPolicy
     from agents.controllers import ControllerSpec
-    from agents.distill import rollout
     from agents.evaluation import METRICS, evaluate, paired_differences, summarise
     from agents.export import decision_agreement
+    from agents.rollout import rollout
 
     dt = plan.settings.dt_s
     by_uid = {int(p.uid): c for p, c in zip(plan.patients, configs, strict=True)}

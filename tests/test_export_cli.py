@@ -180,16 +180,19 @@ def test_command_line_refuses_an_unknown_key(tmp_path):
 # -- distillation ------------------------------------------------------------------------------
 def test_distilling_a_detector_recovers_its_decisions():
     """A threshold baseline *is* a detector: distillation must find one that agrees with it on held-out days."""
+    from agents.config_format import build_config
     from agents.config_policy import ConfigPolicy
-    from agents.controller_config import build_config, check_config
+    from agents.controller_config import check_config
     from agents.controllers import ControllerSpec
-    from agents.distill import DistillSettings, distill, rollout
+    from agents.distill import distill
+    from agents.distill_fit import DistillSettings
     from agents.export import (
         calibrated_detectors,
         decision_agreement,
         provenance,
         stimulation_fields,
     )
+    from agents.rollout import rollout
 
     patients = load_preset("test").sample(2)
     spec = ControllerSpec("threshold", "threshold", {"termination_updates": 0})
