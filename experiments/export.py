@@ -44,9 +44,9 @@ import hydra  # noqa: E402
 from omegaconf import MISSING, DictConfig, OmegaConf  # noqa: E402
 
 from agents.atomic_io import open_atomic  # noqa: E402
+from experiments.common.controller_entries import CONTROLLER_DIR, load_controller, parse_entry  # noqa: E402
 from experiments.common.run_folder import RunFolder, RunInterrupted, write_json_atomic  # noqa: E402
 from experiments.config import schema as hydra_schema  # noqa: E402
-from experiments.evaluate import CONTROLLER_DIR, load_controller, parse_entry  # noqa: E402
 from simenv.errors import PainloopError  # noqa: E402
 
 COMMAND = "export"
