@@ -24,7 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from agents.controller_config import HOLD, N_STATES, detector_configs, load_config_dir
+from agents.config_encoding import HOLD
+from agents.config_files import load_config_dir
+from agents.config_format import N_STATES, detector_configs
 from agents.detector import DetectorEngine, silent_detector
 from agents.policy import BasePolicy, PatientContext
 from simenv.errors import PainloopError

@@ -1,113 +1,45 @@
-"""The ``painloop.controller/v1`` format: build, encode, validate and load device configs.
-
-A config is plain JSON, one per patient (normalisation and thresholds are
-per-patient). Its fields are in human units (mA, mA/s, us, Hz, dB) and,
-beside them in ``device_encoding``, the integers a device stores:
-
-- detector weights, normalisation vectors and thresholds as fixed-point
-  integers ``round(value * 2^F)`` (F = ``fractional_fixed_point``), each in
-  a signed 32-bit range, and the human values exactly on that grid;
-- state amplitudes in tenths of a mA (the device's 0.1 mA resolution), with
-  HOLD as 255 (25.5 mA, the RC+S HOLD code) and unused states as null;
-- ramp rates as ``round(mA/s * 65536)``; the human value must equal
-  ``integer / 65536``, so the simulator runs what the device would run.
+"""The rules of a ``painloop.controller/v1`` config: its JSON Schema, device ranges, encodings and safety.
 
 ``validate_config`` checks the JSON Schema (draft 2020-12, shipped as
 ``agents/schemas/controller_v1.schema.json``) and then every semantic and
 safety rule, and returns *all* violations, each naming its field;
-``check_config`` raises them together. docs/export.md describes every field.
+``check_config`` raises them together as one ``ConfigError``. The format is
+built by ``agents.config_format``, its integers by ``agents.config_encoding``,
+the ranges are ``agents.device_limits``; files are read by
+``agents.config_files``. docs/export.md describes every field.
 """
 
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
-from pathlib import Path
 from typing import Any
 
-from agents.detector import MAX_INPUTS, DetectorConfig
-from agents.json_data import read_json_file
+from agents.config_encoding import (
+    HOLD,
+    HOLD_TENTHS_MA,
+    INT32_MAX,
+    INT32_MIN,
+    RAMP_SCALE,
+    amplitude_tenths,
+    fixed_point_int,
+    on_grid,
+)
+from agents.config_format import reachable_states
+from agents.device_limits import (
+    DEVICES,
+    MAX_DENSITY_LIMIT_UC_PER_CM2,
+    MAX_SHANNON_K,
+    PERCEPT_BAND_HZ,
+    PERCEPT_MAX_ONSET_S,
+    PERCEPT_RAMP_S,
+)
 from simenv import layout as L
 from simenv.errors import PainloopError, UnsafeStimulationError
 from simenv.safety import check_stimulation_safe
-
-FORMAT = "painloop.controller/v1"
-TARGETS = ("summit_rcs", "percept")
-HOLD = "HOLD"
-HOLD_TENTHS_MA = 255  # 25.5 mA: the RC+S code for "keep the current amplitude"
-RAMP_SCALE = 65536  # device ramp integer = mA/s * 65536
-INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
-N_STATES = 9
-#: Safety ceilings no config may raise (DOMAIN.md): 30 uC/cm^2/phase and Shannon k 1.85.
-MAX_DENSITY_LIMIT_UC_PER_CM2 = 30.0
-MAX_SHANNON_K = 1.85
-
-
-@dataclass(frozen=True)
-class DeviceLimits:
-    """Ranges a target device accepts (docs/export.md, "Device ranges").
-
-    Count fields are the RC+S API's 8-bit widths (0-255); Percept's are its
-    documented ranges in seconds, converted with the emulation's intervals.
-    """
-
-    name: str
-    fft_interval_ms: tuple[int, int]
-    update_rate_fft_intervals: tuple[int, int]
-    max_count_updates: int  # onset, termination, holdoff
-    max_blank_fft_intervals: int
-    max_power_bands: int
-    max_bands_per_channel: int
-    max_inputs: int
-    allows_ld1: bool
-    amplitude_max_ma: float  # exclusive: 25.5 is the HOLD code
-    pulse_width_us: tuple[float, float]
-    rate_hz: tuple[float, float]
-    ramp_ma_per_s: tuple[float, float]
-    fractional_fixed_point: tuple[int, int] = (0, 16)
-
-
-DEVICES: dict[str, DeviceLimits] = {
-    "summit_rcs": DeviceLimits(
-        name="Medtronic Summit RC+S",
-        fft_interval_ms=(50, 10_000),
-        update_rate_fft_intervals=(1, 255),
-        max_count_updates=255,
-        max_blank_fft_intervals=255,
-        max_power_bands=8,
-        max_bands_per_channel=2,
-        max_inputs=MAX_INPUTS,
-        allows_ld1=True,
-        amplitude_max_ma=25.5,
-        pulse_width_us=(60.0, 450.0),
-        rate_hz=(2.0, 250.0),
-        ramp_ma_per_s=(1.0 / RAMP_SCALE, 1.0),
-    ),
-    # Percept BrainSense Adaptive, emulated at dt_s: 5 Hz updates (200 ms), averaging,
-    # onset and blanking each 0-30 s, ramps over 2 s-30 min, one band within 8-30 Hz.
-    "percept": DeviceLimits(
-        name="Medtronic Percept (BrainSense Adaptive, emulated)",
-        fft_interval_ms=(200, 200),
-        update_rate_fft_intervals=(1, 150),
-        max_count_updates=255,
-        max_blank_fft_intervals=150,
-        max_power_bands=1,
-        max_bands_per_channel=1,
-        max_inputs=1,
-        allows_ld1=False,
-        amplitude_max_ma=25.5,
-        pulse_width_us=(20.0, 450.0),
-        rate_hz=(2.0, 250.0),
-        ramp_ma_per_s=(1.0 / RAMP_SCALE, 1000.0),
-    ),
-}
-PERCEPT_MAX_ONSET_S = 30.0
-PERCEPT_RAMP_S = (2.0, 1800.0)
-PERCEPT_BAND_HZ = (8.0, 30.0)
 
 
 @dataclass(frozen=True)
@@ -152,162 +84,6 @@ def schema_violations(data: Any) -> list[Violation]:
     validator = Draft202012Validator(schema())
     errors = sorted(validator.iter_errors(data), key=lambda e: (list(map(str, e.absolute_path)), e.message))
     return [Violation(_json_path(e.absolute_path), "PL-CONFIG-SCHEMA", e.message) for e in errors]
-
-
-# -- encodings -----------------------------------------------------------------------------------
-def fixed_point_int(value: float, fractional_bits: int) -> int:
-    """The device integer of a real value: round(value * 2^F)."""
-    return int(round(value * (1 << fractional_bits)))
-
-
-def on_grid(value: float, fractional_bits: int) -> bool:
-    scaled = value * (1 << fractional_bits)
-    return math.isfinite(scaled) and scaled == round(scaled)
-
-
-def ramp_on_grid(ma_per_s: float) -> float:
-    """The ramp rate the device runs: the nearest multiple of 1/65536 mA/s (at least one step)."""
-    return max(round(ma_per_s * RAMP_SCALE), 1) / RAMP_SCALE
-
-
-def amplitude_tenths(value: Any) -> int | None:
-    if value is None:
-        return None
-    if value == HOLD:
-        return HOLD_TENTHS_MA
-    return int(round(float(value) * 10))
-
-
-def encode_detector(det: dict) -> dict:
-    F = int(det["fractional_fixed_point"])
-    return {
-        "weight": [fixed_point_int(v, F) for v in det["weight"]],
-        "norm_subtract": [fixed_point_int(v, F) for v in det["norm_subtract"]],
-        "norm_multiply": [fixed_point_int(v, F) for v in det["norm_multiply"]],
-        "threshold_low": fixed_point_int(det["threshold_low"], F),
-        "threshold_high": fixed_point_int(det["threshold_high"], F),
-    }
-
-
-def device_encoding(data: dict) -> dict:
-    """The ``device_encoding`` block of a config from its human-unit fields."""
-    ld1 = data["detectors"].get("LD1")
-    return {
-        "LD0": encode_detector(data["detectors"]["LD0"]),
-        "LD1": encode_detector(ld1) if ld1 else None,
-        "states_tenths_ma": [amplitude_tenths(s) for s in data["states"]],
-        "ramp_up": int(round(data["ramp_up_ma_per_s"] * RAMP_SCALE)),
-        "ramp_down": int(round(data["ramp_down_ma_per_s"] * RAMP_SCALE)),
-    }
-
-
-# -- building ------------------------------------------------------------------------------------
-DETECTOR_FIELDS = (
-    "inputs",
-    "weight",
-    "norm_subtract",
-    "norm_multiply",
-    "threshold_low",
-    "threshold_high",
-    "dual_threshold",
-    "update_rate_fft_intervals",
-    "onset_updates",
-    "termination_updates",
-    "holdoff_updates",
-    "blank_fft_intervals",
-    "fractional_fixed_point",
-)
-
-
-def detector_dict(det: DetectorConfig) -> dict:
-    """A ``DetectorConfig`` as a config's ``detectors.LDx`` block (field for field)."""
-    d = det.to_dict()
-    out = {k: d[k] for k in DETECTOR_FIELDS}
-    out["threshold_high"] = out["threshold_high"] if det.dual_threshold else out["threshold_low"]
-    return out
-
-
-def power_bands_for(inputs: Sequence[str], target: str) -> list[dict]:
-    """Sensing power bands for these feature names: channel pairs per site (0-1 first site, 2-3 second)."""
-    bands: list[dict] = []
-    per_channel: dict[int, int] = {}
-    for name in dict.fromkeys(inputs):
-        site, band = name.split("_", 1)
-        s = L.SITES.index(site)
-        channel = 2 * s if per_channel.get(2 * s, 0) < DEVICES[target].max_bands_per_channel else 2 * s + 1
-        per_channel[channel] = per_channel.get(channel, 0) + 1
-        low, high = L.BAND_EDGES_HZ[band]
-        bands.append({"name": name, "site": site, "channel": channel, "low_hz": low, "high_hz": high})
-    return bands
-
-
-def build_config(
-    target: str,
-    ld0: DetectorConfig,
-    states: Sequence[Any],
-    *,
-    ld1: DetectorConfig | None = None,
-    ramp_up_ma_per_s: float,
-    ramp_down_ma_per_s: float,
-    amplitude_limits_ma: tuple[float, float],
-    pulse_width_us: float,
-    rate_hz: float,
-    contact_area_cm2: float,
-    charge_density_limit_uc_per_cm2: float,
-    shannon_k_limit: float,
-    provenance: dict,
-) -> dict:
-    """A complete config dict (not yet validated: call ``check_config``). Ramps go on the device grid."""
-    inputs = list(ld0.inputs) + (list(ld1.inputs) if ld1 is not None else [])
-    data = {
-        "format": FORMAT,
-        "target": target,
-        "sensing": {
-            "fft_interval_ms": int(ld0.fft_interval_ms),
-            "power_bands": power_bands_for(inputs, target),
-        },
-        "detectors": {"LD0": detector_dict(ld0), "LD1": detector_dict(ld1) if ld1 is not None else None},
-        "states": [s if (s is None or s == HOLD) else float(s) for s in states],
-        "ramp_up_ma_per_s": ramp_on_grid(ramp_up_ma_per_s),
-        "ramp_down_ma_per_s": ramp_on_grid(ramp_down_ma_per_s),
-        "amplitude_limits_ma": [float(amplitude_limits_ma[0]), float(amplitude_limits_ma[1])],
-        "pulse_width_us": float(pulse_width_us),
-        "rate_hz": float(rate_hz),
-        "safety": {
-            "contact_area_cm2": float(contact_area_cm2),
-            "charge_density_limit_uc_per_cm2": float(charge_density_limit_uc_per_cm2),
-            "shannon_k_limit": float(shannon_k_limit),
-        },
-        "provenance": dict(provenance),
-    }
-    data["device_encoding"] = device_encoding(data)
-    return data
-
-
-# -- reading -------------------------------------------------------------------------------------
-def detector_configs(data: dict) -> tuple[DetectorConfig, DetectorConfig | None]:
-    """The LD0 (and LD1) ``DetectorConfig`` a validated config describes."""
-    fft = int(data["sensing"]["fft_interval_ms"])
-
-    def one(d: dict) -> DetectorConfig:
-        kw = {k: d[k] for k in DETECTOR_FIELDS}
-        for k in ("inputs", "weight", "norm_subtract", "norm_multiply"):
-            kw[k] = tuple(kw[k])
-        return DetectorConfig(fft_interval_ms=fft, **kw)
-
-    ld1 = data["detectors"].get("LD1")
-    return one(data["detectors"]["LD0"]), (one(ld1) if ld1 else None)
-
-
-def reachable_states(data: dict) -> list[int]:
-    """Combined states (LD0 + 3 * LD1) the detectors can produce."""
-
-    def states_of(d: dict | None) -> list[int]:
-        if not d:
-            return [0]
-        return [0, 1, 2] if d["dual_threshold"] else [0, 1]
-
-    return sorted(a + 3 * b for a in states_of(data["detectors"]["LD0"]) for b in states_of(data["detectors"].get("LD1")))
 
 
 # -- validation ----------------------------------------------------------------------------------
@@ -523,47 +299,3 @@ def check_config(data: Any, dt_s: float | None = None, where: str = "") -> dict:
         code = "PL-CONFIG-SCHEMA" if all(x.code == "PL-CONFIG-SCHEMA" for x in violations) else "PL-CONFIG-INVALID"
         raise ConfigError(code, format_violations(violations, where), violations)
     return data
-
-
-def load_config(path: str | Path, dt_s: float | None = None) -> dict:
-    """Read and validate one config file (a corrupted file fails with ``PL-CONFIG-SCHEMA``)."""
-    path = Path(path)
-    try:
-        data = read_json_file(path)  # NaN/Infinity and files over 4 MiB refused (agents.json_data)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ConfigError(
-            "PL-CONFIG-SCHEMA",
-            f"config {path}: 1 violation(s): (1) $: not readable as JSON ({exc}); allowed: a "
-            f"{FORMAT} JSON document.",
-            [Violation("$", "PL-CONFIG-SCHEMA", f"not readable as JSON ({exc})")],
-        ) from None
-    return check_config(data, dt_s, where=str(path))
-
-
-def config_files(folder: str | Path) -> list[Path]:
-    """Config files of an export: ``<folder>/configs/*.json`` (an export run folder) or ``<folder>/*.json``."""
-    folder = Path(folder)
-    sub = folder / "configs"
-    base = sub if sub.is_dir() else folder
-    return sorted(base.glob("*.json"))
-
-
-def load_config_dir(folder: str | Path, dt_s: float | None = None) -> dict[int, dict]:
-    """Every config of an export folder, validated, keyed by patient uid."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise PainloopError("PL-CONFIG-MISSING", f"config folder '{folder}' does not exist; allowed: the folder an "
-                            "export wrote (or its configs/ subfolder).")
-    files = [p for p in config_files(folder) if p.name not in ("fidelity.json", "run.json", "status.json")]
-    if not files:
-        raise PainloopError("PL-CONFIG-MISSING", f"config folder '{folder}' holds no *.json configs (looked in "
-                            f"{folder / 'configs'} and {folder}).")
-    out: dict[int, dict] = {}
-    for path in files:
-        data = load_config(path, dt_s)
-        uid = int(data["provenance"]["patient"]["uid"])
-        if uid in out:
-            raise PainloopError("PL-CONFIG-MISSING", f"config folder '{folder}' holds two configs for patient uid "
-                                f"{uid}; allowed: one per patient.")
-        out[uid] = data
-    return out

@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from agents.atomic_io import open_atomic
+from agents.config_format import build_config
 from agents.config_policy import ConfigEngine, check_patient_fit
-from agents.controller_config import build_config
 from agents.detector import DetectorConfig
 from simenv import layout as L
 from simenv.batch import EnvSettings, PainStimBatch

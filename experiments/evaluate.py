@@ -28,7 +28,6 @@ import os
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-import re  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Sequence  # noqa: E402
@@ -37,102 +36,30 @@ from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 import hydra  # noqa: E402
-import yaml  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
 from agents.evaluation_pool import resolve_jobs  # noqa: E402
+from experiments.common.controller_entries import (  # noqa: E402
+    CONTROLLER_DIR,
+    available_controllers,
+    load_controller,
+    parse_entry,
+)
 from experiments.common.run_folder import RunFolder, RunInterrupted, fail_run, report_error, stop  # noqa: E402
 from experiments.config import schema as hydra_schema  # noqa: E402
 from experiments.sweeps.rerun import finished_objective  # noqa: E402
 from simenv.errors import PainloopError  # noqa: E402
 
 COMMAND = "evaluate"
-CONTROLLER_DIR = hydra_schema.CONF_DIR / "controller"
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
-#: Labels name files (trace_<label>.png): letters, digits, '_', '.', '+', '-'.
-LABEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
-NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 
 hydra_schema.register()
 #: The command line as typed (``main`` rewrites ``sys.argv`` for Hydra); recorded in run.json.
 _TYPED_ARGV: list[str] | None = None
 
 
-# -- controller entries ------------------------------------------------------------------------
-def available_controllers(conf_dir: Path = CONTROLLER_DIR) -> list[str]:
-    """Names of the controller files in ``conf/controller/``."""
-    return sorted(p.stem for p in Path(conf_dir).glob("*.yaml"))
-
-
-def parse_entry(entry: str, conf_dir: Path = CONTROLLER_DIR) -> tuple[str, str]:
-    """``'label=name'`` or ``'name'`` -> (label, name), checking both."""
-    text = str(entry).strip()
-    label, sep, source = text.partition("=")
-    if not sep:
-        label, source = text, text
-    label, source = label.strip(), source.strip()
-    prefix, colon, rest = source.partition(":")
-    if colon and prefix == "run":  # a training run folder, loaded by agents.rl_policy
-        from agents.rl_policy import read_train_config
-
-        read_train_config(Path(rest))  # bad input is refused here, before any work
-        if not sep:
-            label = "run-" + re.sub(r"[^A-Za-z0-9_.+-]", "_", Path(rest).resolve().name)
-        if not LABEL_RE.match(label) or label.startswith("__"):
-            raise PainloopError("PL-CONTROLLER-LABEL", f"label '{label}' (entry '{text}') is not allowed.")
-        return label, source
-    if colon and prefix == "config":  # a folder of exported per-patient device configs (agents.config_policy)
-        from agents.controller_config import load_config_dir
-
-        load_config_dir(Path(rest))  # missing, empty or invalid folders are refused here, before any work
-        if not sep:
-            label = "config-" + re.sub(r"[^A-Za-z0-9_.+-]", "_", Path(rest).resolve().name)
-        if not LABEL_RE.match(label) or label.startswith("__"):
-            raise PainloopError("PL-CONTROLLER-LABEL", f"label '{label}' (entry '{text}') is not allowed.")
-        return label, source
-    names = available_controllers(conf_dir)
-    if not NAME_RE.match(source) or source not in names:
-        hint = " (a YAML file reads a bare off/on as a boolean: quote it, 'off')" if source in ("False", "True") else ""
-        raise PainloopError(
-            "PL-CONTROLLER-UNKNOWN",
-            f"controller '{source}' (entry '{text}') does not exist; available controllers: {names} "
-            f"(files in {conf_dir}); an entry may carry a label: label=name{hint}.",
-        )
-    if not LABEL_RE.match(label) or label.startswith("__"):
-        raise PainloopError(
-            "PL-CONTROLLER-LABEL",
-            f"label '{label}' (entry '{text}') is not allowed; allowed: letters, digits and '_', '.', '+', '-', "
-            "starting with a letter or digit.",
-        )
-    return label, source
-
-
-def load_controller(name: str, label: str, conf_dir: Path = CONTROLLER_DIR):
-    """``conf/controller/<name>.yaml`` as a ``ControllerSpec`` labelled ``label``."""
-    from agents.controllers import ControllerSpec
-
-    if name.startswith("run:"):
-        return ControllerSpec(label, "run", {"path": name[len("run:") :]})
-    if name.startswith("config:"):
-        return ControllerSpec(label, "config", {"path": name[len("config:") :]})
-    path = Path(conf_dir) / f"{name}.yaml"
-    try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise PainloopError("PL-CONTROLLER-FILE", f"controller file '{path}' cannot be read: {first}.") from None
-    if not isinstance(data, dict) or "kind" not in data:
-        raise PainloopError(
-            "PL-CONTROLLER-FILE",
-            f"controller file '{path}' holds {type(data).__name__} {data!r}; allowed: a mapping with 'kind' and "
-            "the kind's parameters, e.g. 'kind: cycling', 'on_s: 60', 'off_s: 60'.",
-        )
-    params = dict(data)
-    kind = str(params.pop("kind"))
-    return ControllerSpec(label, kind, params)
-
-
+# -- controller entries (read by experiments.common.controller_entries) -------------------------
 def resolve_controllers(entries: Sequence[str], conf_dir: Path = CONTROLLER_DIR) -> tuple[list, list]:
     """Controller entries -> (specs in order, hidden specs that ``random`` entries match)."""
     if isinstance(entries, (str, bytes)) or not entries:

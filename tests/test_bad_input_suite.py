@@ -194,7 +194,7 @@ def test_mutated_controller_config_is_accepted_or_refused_with_a_code(valid_conf
 @FAST
 @given(st.one_of(st.binary(max_size=60), values.map(json.dumps)))
 def test_controller_config_file_of_any_content_is_refused_with_a_code(content):
-    from agents.controller_config import load_config
+    from agents.config_files import load_config
 
     d, path = _tmpfile("config.json", content)
     with d:
@@ -334,13 +334,13 @@ def _controller(path):
 
 
 def _config(path):
-    from agents.controller_config import load_config
+    from agents.config_files import load_config
 
     return load_config(path, 30.0)
 
 
 def _config_dir(path):
-    from agents.controller_config import load_config_dir
+    from agents.config_files import load_config_dir
 
     return load_config_dir(path, 30.0)
 

@@ -9,17 +9,11 @@ import device_oracle  # noqa: E402  (tests/ is on sys.path)
 import numpy as np
 import pytest
 
+from agents.config_encoding import device_encoding
+from agents.config_files import load_config, load_config_dir
+from agents.config_format import build_config
 from agents.config_policy import ConfigPolicy
-from agents.controller_config import (
-    ConfigError,
-    build_config,
-    check_config,
-    device_encoding,
-    load_config,
-    load_config_dir,
-    schema,
-    validate_config,
-)
+from agents.controller_config import ConfigError, check_config, schema, validate_config
 from agents.controllers import ControllerSpec
 from agents.detector import DetectorConfig, to_fixed_point
 from agents.evaluation import evaluate

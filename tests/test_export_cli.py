@@ -129,6 +129,50 @@ def test_export_folder_is_a_config_entry_of_evaluate(threshold_export, tmp_path)
     assert exp["switches_per_hour_diff"] == 0.0 and abs(exp["duty_cycle_diff"]) < 1e-5
 
 
+def test_export_request_defaults_are_conf_export_yaml():
+    """``ExportRequest``'s defaults (the plain-Python path) equal ``conf/export.yaml`` (the command's)."""
+    from experiments.export import export_request
+    from experiments.exporting.plan import ExportRequest
+
+    composed = export_request(compose())
+    default = ExportRequest(source=composed.source, target=composed.target)
+    uids = [[p.uid for p in load_preset(r.cohort).sample(r.n_patients)] for r in (default, composed)]
+    assert uids[0] == uids[1]
+    assert RewardWeights.from_mapping(default.reward) == RewardWeights.from_mapping(composed.reward)
+    skip = {"n_patients", "reward"}
+    for f in dataclasses.fields(ExportRequest):
+        if f.name not in skip:
+            assert getattr(default, f.name) == getattr(composed, f.name), f.name
+
+
+def test_export_from_python_without_hydra_writes_what_the_command_writes(threshold_export, tmp_path):
+    """``export_controller`` (no Hydra imported) writes the command's configs, traces and fidelity report."""
+    _, cli_dir = threshold_export
+    out = tmp_path / "py"
+    script = (
+        "import sys\n"
+        "from experiments.exporting.run import export_controller\n"
+        f"r = export_controller('dual_threshold', 'summit_rcs', {str(out)!r}, cohort='test', n_patients=3, "
+        "fidelity_days=1, trace_days=0.5)\n"
+        "assert r == 1.0, r\n"
+        "loaded = sorted(m for m in sys.modules if m == 'hydra' or m.startswith('hydra.'))\n"
+        "assert not loaded, loaded\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, env=env(),
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((out / "status.json").read_text())["state"] == "finished"
+    for name in ("fidelity.json", "fidelity_per_patient.csv", "fidelity_metrics.csv", "fidelity_paired.csv"):
+        assert (out / name).read_bytes() == (cli_dir / name).read_bytes(), name
+    for path in sorted((cli_dir / "traces").glob("*.csv")):
+        assert (out / "traces" / path.name).read_bytes() == path.read_bytes()
+    for path in sorted((cli_dir / "configs").glob("*.json")):
+        ours, theirs = json.loads((out / "configs" / path.name).read_text()), json.loads(path.read_text())
+        for c in (ours, theirs):
+            del c["provenance"]["exported"]  # the time of export
+        assert ours == theirs
+
+
 BAD = {
     # name: (overrides, exit code, error code)
     "unknown_target": (["target=fpga"], 2, "PL-EXPORT-TARGET"),
@@ -180,16 +224,19 @@ def test_command_line_refuses_an_unknown_key(tmp_path):
 # -- distillation ------------------------------------------------------------------------------
 def test_distilling_a_detector_recovers_its_decisions():
     """A threshold baseline *is* a detector: distillation must find one that agrees with it on held-out days."""
+    from agents.config_format import build_config
     from agents.config_policy import ConfigPolicy
-    from agents.controller_config import build_config, check_config
+    from agents.controller_config import check_config
     from agents.controllers import ControllerSpec
-    from agents.distill import DistillSettings, distill, rollout
+    from agents.distill import distill
+    from agents.distill_fit import DistillSettings
     from agents.export import (
         calibrated_detectors,
         decision_agreement,
         provenance,
         stimulation_fields,
     )
+    from agents.rollout import rollout
 
     patients = load_preset("test").sample(2)
     spec = ControllerSpec("threshold", "threshold", {"termination_updates": 0})

@@ -426,7 +426,7 @@ def test_statistics_round_trip_exactly(trained):
 
 # -- other files painloop reads ---------------------------------------------------------------------------------
 def test_controller_configs_refuse_nan_infinity_and_huge_files(tmp_path):
-    from agents.controller_config import load_config
+    from agents.config_files import load_config
 
     for text in ('{"format": NaN}', '{"format": Infinity}', '{"format": -Infinity}'):
         path = tmp_path / "c.json"

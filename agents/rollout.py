@@ -1,0 +1,80 @@
+"""Record a policy's run on a batch of patients: what a detector would read, and what was commanded.
+
+At each decision: the raw band powers a detector update reads (measured over
+the step before it) and the amplitude the controlling policy commanded; with
+a ``shadow`` policy, also the amplitude it would have commanded on the same
+trajectory. The distillation fits detectors to these records
+(``agents.distill``) and the export's fidelity report measures shadow
+agreement with them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from agents.policy import PatientContext
+from simenv import layout as L
+from simenv.batch import EnvSettings, PainStimBatch
+from simenv.cohort import Patient
+
+
+@dataclass
+class Rollout:
+    """Per patient: raw band powers read at each decision (n, T, N_FEATURES), the amplitudes the
+    controlling policy commanded (n, T), and, with a shadow policy, the amplitudes it would have
+    commanded on the same trajectory (n, T)."""
+
+    features_db: np.ndarray
+    amplitudes_ma: np.ndarray
+    norm_mean_db: np.ndarray  # (n, N_FEATURES)
+    norm_sd_db: np.ndarray
+    shadow_ma: np.ndarray | None = None
+
+
+def _amplitudes(policy, action, batch) -> np.ndarray:
+    mode = getattr(policy, "action_mode", "on_off")
+    if mode == "amplitude_ma":
+        return np.asarray(action, dtype=np.float64).reshape(-1)
+    return batch.amplitudes_for(action, mode, slice(None), getattr(policy, "n_levels", None))
+
+
+def rollout(
+    policy, patients: Sequence[Patient], settings: EnvSettings, seed: int, contexts_extra=None, shadow=None
+) -> Rollout:
+    """Run ``policy`` (already built) on ``patients`` and record what a detector would see and the decisions.
+
+    ``shadow`` (another policy) sees the same observations and info at every
+    decision but does not act: its would-be amplitudes are recorded (the
+    source's labels on the exported controller's trajectory, as in DAgger).
+    ``contexts_extra(i)`` may return keyword arguments for slot i's
+    ``PatientContext`` (e.g. a fitted detector).
+    """
+    batch = PainStimBatch(list(patients), settings)
+    obs, info = batch.reset(seed=seed)
+    contexts = [
+        PatientContext(p.uid, p.cohort, p.index, p.params, batch._norm[p], **(contexts_extra(i) if contexts_extra else {}))
+        for i, p in enumerate(patients)
+    ]
+    policy.reset(contexts)
+    if shadow is not None:
+        shadow.reset(contexts)
+    configure = getattr(policy, "configure_core", None)
+    if configure is not None:
+        configure(batch.core, slice(None))
+    T = settings.horizon_steps
+    n = len(patients)
+    feats = np.zeros((n, T, L.N_FEATURES))
+    amps = np.zeros((n, T))
+    shadow_amps = np.zeros((n, T)) if shadow is not None else None
+    for t in range(T):
+        feats[:, t] = info["features_raw"]
+        if shadow is not None and shadow_amps is not None:  # both or neither
+            shadow_amps[:, t] = _amplitudes(shadow, shadow.act(obs, info), batch)
+        amp = _amplitudes(policy, policy.act(obs, info), batch)
+        amps[:, t] = amp
+        obs, _, _, _ = batch.step_arrays(None, amp)
+        info = batch.step_info()
+    return Rollout(feats, amps, batch.norm_mean.copy(), 1.0 / batch.norm_scale, shadow_amps)
