@@ -143,7 +143,7 @@ def test_a_failing_job_is_recorded_and_the_other_jobs_finish(tmp_path):
 def test_the_report_reads_running_and_stale_runs(tmp_path):
     """States come from status.json: a dead job's old heartbeat is 'stale', a fresh one 'running'."""
     from experiments.common.run_folder import RunFolder
-    from experiments.sweep_report import ReportOptions, build_report
+    from experiments.sweeps import ReportOptions, build_report
 
     now = time.time()
     RunFolder(tmp_path / "0", "evaluate", clock=lambda: now).start()
