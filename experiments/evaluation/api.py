@@ -35,7 +35,7 @@ def evaluate_controllers(
     config: EvaluateConfig | None = None,
     run_dir: str | Path | None = None,
     show_progress: bool | None = False,
-    conf_dir: Path = CONTROLLER_DIR,
+    controller_dir: Path = CONTROLLER_DIR,
     **keys: Any,
 ) -> Evaluation:
     """Evaluate ``controllers`` paired (same patients, same noise) and return the ``Evaluation``.
@@ -47,13 +47,15 @@ def evaluate_controllers(
     (default: ``evaluate_config(**keys)``, the command's defaults with
     ``keys`` applied: ``cohort``, ``n_patients``, ``horizon_days``,
     ``seed``, ``reference``, ``dt_s``, ``initial_state``, ``reward``,
-    ``trace_patient``, ``jobs``); give one or the other. ``conf_dir`` is
-    the folder of controller files.
+    ``trace_patient``, ``jobs``, ``redo``); give one or the other.
+    ``controller_dir`` is the folder of controller files.
 
     Bad input raises ``PainloopError`` before any simulation. With
     ``run_dir``, the run folder is written as ``python -m
     experiments.evaluate`` writes it; an error is recorded in its
-    ``status.json`` and raised, a signal exits as the command does.
+    ``status.json`` and raised, a signal exits as the command does; a
+    folder that holds a finished run of the same config raises
+    ``FileExistsError`` (``redo=True`` evaluates again).
     """
     if config is not None and keys:
         raise TypeError(f"give either config or keys {sorted(keys)}, not both")
@@ -62,8 +64,9 @@ def evaluate_controllers(
     if controllers is not None:
         config = replace(config, controllers=list(controllers))
     if run_dir is None:
-        return evaluate_plan(make_plan(config, conf_dir), show_progress)
-    outcome = run_in_folder(config, run_dir, exit_on_error=False, show_progress=show_progress, conf_dir=conf_dir)
+        return evaluate_plan(make_plan(config, controller_dir), show_progress)
+    outcome = run_in_folder(config, run_dir, exit_on_error=False, show_progress=show_progress,
+                           conf_dir=controller_dir)
     if outcome.error is not None:
         raise outcome.error
     if outcome.evaluation is None:

@@ -46,7 +46,7 @@ def _group_node(group: str, option: Any, conf_dir: Path) -> Any:
     return _read_yaml(conf_dir / GROUPS[group] / f"{option}.yaml")
 
 
-def evaluate_config(conf_dir: Path = CONF_DIR, n_patients: int | None = None, **keys: Any) -> EvaluateConfig:
+def evaluate_config(*, conf_dir: Path = CONF_DIR, n_patients: int | None = None, **keys: Any) -> EvaluateConfig:
     """``EvaluateConfig`` with ``conf/evaluate.yaml``'s values, then ``keys`` (any key of the schema).
 
     ``cohort`` and ``reward`` name a group option (``cohort="test"``,
@@ -54,7 +54,8 @@ def evaluate_config(conf_dir: Path = CONF_DIR, n_patients: int | None = None, **
     ``cohort.n_patients`` (default: the preset's size). Raises
     ``PainloopError``: ``PL-CONFIG-KEY`` for a key the schema does not have,
     ``PL-COHORT-UNKNOWN`` for a cohort option that does not exist,
-    ``PL-CONFIG-VALUE`` for a value of the wrong type.
+    ``PL-CONFIG-VALUE`` for a value of the wrong type. ``conf_dir`` is the
+    folder of ``evaluate.yaml`` and its groups (default: the project's ``conf/``).
     """
     conf_dir = Path(conf_dir)
     valid = [k for k in schema_keys(EvaluateConfig) if "." not in k]
@@ -80,17 +81,10 @@ def evaluate_config(conf_dir: Path = CONF_DIR, n_patients: int | None = None, **
         cfg = OmegaConf.merge(cfg, keys)
         if n_patients is not None:
             cfg.cohort.n_patients = n_patients
-        return as_config(cfg)
+        return OmegaConf.to_object(cfg)  # type: ignore[return-value]
     except OmegaConfBaseException as exc:
         first = str(exc).splitlines()[0]
         raise PainloopError("PL-CONFIG-VALUE", f"the evaluation config does not compose: {first}.") from None
-
-
-def as_config(cfg: EvaluateConfig | DictConfig) -> EvaluateConfig:
-    """The typed ``EvaluateConfig`` of a composed config (a dataclass is returned as is)."""
-    if isinstance(cfg, EvaluateConfig):
-        return cfg
-    return OmegaConf.to_object(as_dictconfig(cfg))  # type: ignore[return-value]
 
 
 def as_dictconfig(cfg: EvaluateConfig | DictConfig) -> DictConfig:
