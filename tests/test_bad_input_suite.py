@@ -136,7 +136,7 @@ controller_keys = st.sampled_from(["on_s", "off_s", "duty", "mean_on_s", "match"
     values,
 ))
 def test_controller_file_is_loaded_or_refused_with_a_code(mapping):
-    from experiments.evaluate import load_controller
+    from experiments.common.controller_entries import load_controller
 
     d = tempfile.TemporaryDirectory()
     with d:
@@ -224,7 +224,8 @@ def overrides(keys):
 def test_evaluate_overrides_are_accepted_or_refused_with_a_code(argv):
     from test_evaluate import compose
 
-    from experiments.evaluate import make_plan, precheck
+    from experiments.evaluate import precheck
+    from experiments.evaluation.plan import make_plan
 
     argv = [*argv, "cohort.n_patients=3"] if not any(a.startswith("cohort") for a in argv) else argv
     checked = coded(precheck, argv)
@@ -323,7 +324,7 @@ def _preset(path):
 
 
 def _controller(path):
-    from experiments.evaluate import load_controller
+    from experiments.common.controller_entries import load_controller
 
     spec = load_controller(path.stem, "x", path.parent)
     spec.build(30.0, 0)

@@ -3,7 +3,7 @@
 One real command-line run (subprocess, 8 entries x 3 patients x 6 h) feeds
 most checks; some bad-input command lines run as subprocesses, concurrently
 (each exits before the simulation), the rest in-process; determinism,
-failures and interruption run in-process through ``experiments.evaluate.run``
+failures and interruption run in-process through ``experiments.evaluation.run.run``
 with a composed config.
 """
 
@@ -74,7 +74,7 @@ def compose(*overrides: str):
 
 
 def run_in_process(run_dir: Path, *overrides: str, **kwargs):
-    from experiments.evaluate import run
+    from experiments.evaluation.run import run
 
     out = io.StringIO()
     with redirect_stdout(out):
@@ -178,7 +178,8 @@ def test_pngs_are_valid_images_of_the_expected_size(cli_run):
 
 # -- label syntax ---------------------------------------------------------------------------------
 def test_label_syntax_parses_unquoted_and_quoted():
-    from experiments.evaluate import precheck, resolve_controllers
+    from experiments.common.controller_entries import resolve_controllers
+    from experiments.evaluate import precheck
 
     typed = "controllers=[continuous,threshold,thr2=threshold_duty20]"
     fixed = precheck([typed, "cohort.n_patients=2"])
@@ -196,7 +197,7 @@ def test_label_syntax_parses_unquoted_and_quoted():
 
 
 def test_random_entry_matches_a_hidden_controller_when_its_label_is_absent():
-    from experiments.evaluate import resolve_controllers
+    from experiments.common.controller_entries import resolve_controllers
 
     specs, extra = resolve_controllers(["continuous", "random"])
     assert [s.label for s in specs] == ["continuous", "random"]
@@ -206,7 +207,7 @@ def test_random_entry_matches_a_hidden_controller_when_its_label_is_absent():
 
 
 def test_controller_files_hold_the_documented_settings():
-    from experiments.evaluate import available_controllers, load_controller
+    from experiments.common.controller_entries import available_controllers, load_controller
 
     names = available_controllers()
     assert {"off", "continuous", "cycling", "cycling_5min", "threshold", "threshold_duty20", "threshold_youden",
@@ -299,7 +300,8 @@ def bad_cli_runs(tmp_path_factory):
 
 
 def bad_in_process(args: list[str], run_dir: Path, capsys) -> tuple[int, str, str]:
-    from experiments.evaluate import main, precheck, run
+    from experiments.evaluate import main, precheck
+    from experiments.evaluation.run import run
     from simenv.errors import PainloopError
 
     with pytest.raises(SystemExit) as info:
@@ -335,7 +337,8 @@ def test_bad_input_exits_2_before_any_result_file(bad_cli_runs, name, tmp_path, 
 
 
 def test_bad_controller_files_are_refused_with_their_codes(tmp_path):
-    from experiments.evaluate import make_plan, resolve_controllers
+    from experiments.common.controller_entries import resolve_controllers
+    from experiments.evaluation.plan import make_plan
     from simenv.errors import PainloopError
 
     (tmp_path / "broken.yaml").write_text("kind: [threshold\n")
@@ -370,7 +373,7 @@ def test_bad_controller_files_are_refused_with_their_codes(tmp_path):
 
 
 def test_bad_input_in_process_exits_2_and_writes_only_a_failed_status(tmp_path, capsys):
-    from experiments.evaluate import run
+    from experiments.evaluation.run import run
 
     with pytest.raises(SystemExit) as info:
         run(compose("controllers=[continuous]", "reference=threshold", *SMALL), tmp_path, show_progress=False)
@@ -441,7 +444,7 @@ def test_signal_during_the_run_records_interrupted(tmp_path, monkeypatch, signum
 # -- documentation ------------------------------------------------------------------------------
 def test_docs_cover_every_metric_controller_and_output():
     from agents.evaluation import METRICS
-    from experiments.evaluate import available_controllers
+    from experiments.common.controller_entries import available_controllers
 
     text = (ROOT / "docs" / "evaluation.md").read_text()
     missing = [m for m in METRICS if f"`{m}`" not in text]

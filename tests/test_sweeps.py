@@ -140,10 +140,55 @@ def test_a_failing_job_is_recorded_and_the_other_jobs_finish(tmp_path):
     assert float(rows["0"]["mean_pain_nrs"]) == float(rows["0"]["val_mean_pain_nrs"]) and rows["1"]["mean_pain_nrs"] == ""
 
 
+#: A synthetic training sweep: reward.energy -> its best model's validation (mean pain NRS, energy J/day).
+SYNTHETIC_POINTS = {"0.1": (4.0, 9.0), "0.5": (4.5, 6.0), "1": (5.0, 7.0), "2": (5.5, 3.0)}
+
+
+def synthetic_sweep(root: Path, points: dict[str, tuple[float, float]] = SYNTHETIC_POINTS) -> Path:
+    """A finished training sweep written without training: per run, its override and one validation row.
+
+    Run ``i`` sweeps ``reward.energy`` (its ``.hydra/overrides.yaml``) and
+    holds a ``metrics.csv`` whose best row has the given mean pain and
+    stimulation energy, and a ``finished`` status; the report reads its
+    point from that validation (``--no-evaluate``).
+    """
+    from experiments.common.run_folder import RunFolder
+
+    for i, (weight, (pain, energy)) in enumerate(points.items()):
+        run = root / str(i)
+        (run / ".hydra").mkdir(parents=True)
+        (run / ".hydra" / "overrides.yaml").write_text(f"- reward.energy={weight}\n- seed=0\n")
+        reward = -1000.0 * pain - 10.0 * energy
+        (run / "metrics.csv").write_text(
+            "timesteps,reward_per_day,mean_pain_nrs,high_pain_fraction,duty_cycle,stim_energy_j_per_day,"
+            "side_effect_events_per_day,switches_per_hour,best\n"
+            f"256,{reward - 50},{pain + 0.5},0.1,0.5,{energy},0.0,1.0,1\n"
+            f"512,{reward},{pain},0.1,0.5,{energy},0.0,1.0,1\n")
+        folder = RunFolder(run, "train")
+        folder.start()
+        folder.finish(result={"objective": reward})
+    return root
+
+
+def test_sweep_front_is_the_reports_front_without_writing(tmp_path):
+    from experiments.sweeps import ReportOptions, build_report, sweep_front
+
+    sweep = synthetic_sweep(tmp_path / "sweep")
+    front = sweep_front(sweep, evaluate=False)
+    assert not (sweep / "sweep_report").exists()  # nothing written
+    assert front.swept_keys == ["reward.energy"] and front.evaluation is None
+    assert [(p["label"], p["mean_pain_nrs"], p["stim_energy_j_per_day"]) for p in front.front_energy] == [
+        ("energy=2", 5.5, 3.0), ("energy=0.5", 4.5, 6.0), ("energy=0.1", 4.0, 9.0)]  # energy=1 is dominated
+    report = build_report(ReportOptions(path=sweep, out=tmp_path / "report", evaluate=False), log=lambda m: None)
+    assert report["runs"] == front.rows  # the same table, read again
+    assert report["front_energy"] == front.front_energy and report["swept_keys"] == front.swept_keys
+    assert [r["run"] for r in read_csv(tmp_path / "report" / "sweep_table.csv")] == ["0", "1", "2", "3"]
+
+
 def test_the_report_reads_running_and_stale_runs(tmp_path):
     """States come from status.json: a dead job's old heartbeat is 'stale', a fresh one 'running'."""
     from experiments.common.run_folder import RunFolder
-    from experiments.sweep_report import ReportOptions, build_report
+    from experiments.sweeps import ReportOptions, build_report
 
     now = time.time()
     RunFolder(tmp_path / "0", "evaluate", clock=lambda: now).start()

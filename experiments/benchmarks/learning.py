@@ -222,7 +222,7 @@ def run_trainings(opts: LearningOptions, log: Callable[[str], None]) -> list[dic
 def _baseline_spec(name: str, label: str | None = None, **overrides):
     """A controller of ``conf/controller/<name>.yaml`` (the evaluate command's reader), parameters overridden."""
     from agents.controllers import ControllerSpec
-    from experiments.evaluate import load_controller
+    from experiments.common.controller_entries import load_controller
 
     spec = load_controller(name, label or name)
     return ControllerSpec(spec.label, spec.kind, {**spec.params, **overrides}) if overrides else spec

@@ -10,7 +10,9 @@ without Hydra, so both commands and plain Python share one reading.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -94,3 +96,44 @@ def load_controller(name: str, label: str, conf_dir: Path = CONTROLLER_DIR):
     params = dict(data)
     kind = str(params.pop("kind"))
     return ControllerSpec(label, kind, params)
+
+
+def resolve_controllers(entries: Sequence[str], conf_dir: Path = CONTROLLER_DIR) -> tuple[list, list]:
+    """Controller entries -> (specs in order, hidden specs that ``random`` entries match)."""
+    if isinstance(entries, (str, bytes)) or not entries:
+        raise PainloopError(
+            "PL-CONFIG-VALUE",
+            f"controllers={entries!r}; allowed: a non-empty list of entries, e.g. [continuous,threshold].",
+        )
+    parsed = [parse_entry(e, conf_dir) for e in entries]
+    labels = [label for label, _ in parsed]
+    dupes = sorted({x for x in labels if labels.count(x) > 1})
+    if dupes:
+        raise PainloopError(
+            "PL-CONTROLLER-LABEL",
+            f"controller labels {dupes} appear more than once; labels must be unique: write label=name, "
+            "e.g. 'controllers=[threshold,thr2=threshold]'.",
+        )
+    specs = [load_controller(name, label, conf_dir) for label, name in parsed]
+    by_label = {s.label: s for s in specs}
+    extra: dict[str, Any] = {}
+    for s in specs:
+        m = s.match
+        if m is None or m in by_label or m in extra:
+            continue
+        if m not in available_controllers(conf_dir):
+            raise PainloopError(
+                "PL-CONTROLLER-MATCH",
+                f"controller '{s.label}' matches '{m}', which is neither an entry label {labels} nor a controller "
+                f"name {available_controllers(conf_dir)}.",
+            )
+        extra[m] = load_controller(m, m, conf_dir)
+    for s in specs:
+        target = by_label.get(s.match) or extra.get(s.match) if s.match is not None else None
+        if target is not None and target.match is not None:
+            raise PainloopError(
+                "PL-CONTROLLER-MATCH",
+                f"controller '{s.label}' matches '{target.label}', which is itself matched to another controller; "
+                "allowed: a controller that runs on its own (e.g. threshold).",
+            )
+    return specs, list(extra.values())

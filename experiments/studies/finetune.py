@@ -72,7 +72,7 @@ def compare(source: Path, tuned: Path, cohort: str, index: int, days: float, see
     """Cohort vs fine-tuned policy (and baselines) on one patient, one paired evaluation per seed."""
     from agents.controllers import ControllerSpec
     from agents.evaluation import evaluate
-    from experiments.evaluate import load_controller
+    from experiments.common.controller_entries import load_controller
     from simenv import load_preset
     from simenv.batch import EnvSettings
 

@@ -2,7 +2,7 @@
 
 Both objectives are minimised (mean pain in NRS, stimulation energy in
 J/day; or pain and side effects). Plain NumPy, no plotting: the report
-(``experiments.sweep_report``) draws what this module computes.
+(``experiments.sweeps.report``) draws what this module computes.
 """
 
 from __future__ import annotations

@@ -33,6 +33,8 @@ OVERRIDES = Path(".hydra") / "overrides.yaml"
 #: Metrics every report row carries (from validation for training runs, from the engine for evaluations).
 METRICS = ("reward_per_day", "mean_pain_nrs", "high_pain_fraction", "duty_cycle", "stim_energy_j_per_day",
            "side_effect_events_per_day", "switches_per_hour")
+#: The front's axes: mean pain against stimulation energy, or against side-effect events.
+ENERGY, PAIN, SIDE = "stim_energy_j_per_day", "mean_pain_nrs", "side_effect_events_per_day"
 
 
 @dataclass
@@ -84,7 +86,8 @@ def read_overrides(run_dir: Path) -> dict[str, str]:
     return out
 
 
-def _float(value: Any) -> float:
+def as_float(value: Any) -> float:
+    """``float(value)``, NaN for what is no number (a missing cell, ``None``, text)."""
     try:
         return float(value)
     except (TypeError, ValueError):
@@ -105,9 +108,9 @@ def training_metrics(run_dir: Path) -> dict[str, float]:
     if not rows:
         return {}
     best = [r for r in rows if str(r.get("best", "")).strip().lower() in ("1", "1.0", "true")]
-    row = best[-1] if best else max(rows, key=lambda r: _float(r.get("reward_per_day")))
-    out = {f"val_{m}": _float(row.get(m)) for m in METRICS}
-    out["val_timesteps"] = _float(row.get("timesteps"))
+    row = best[-1] if best else max(rows, key=lambda r: as_float(r.get("reward_per_day")))
+    out = {f"val_{m}": as_float(row.get(m)) for m in METRICS}
+    out["val_timesteps"] = as_float(row.get("timesteps"))
     return out
 
 
@@ -117,10 +120,10 @@ def evaluation_metrics(run_dir: Path) -> dict[str, float]:
     if not rows:
         return {}
     row = rows[0]
-    out = {m: _float(row.get(m)) for m in METRICS if m in row}
+    out = {m: as_float(row.get(m)) for m in METRICS if m in row}
     days = _horizon_days(run_dir)
     out["side_effect_events_per_day"] = side_effects_per_day(
-        _float(row.get("mild_events_per_day")), _float(row.get("seizure_events")), days
+        as_float(row.get("mild_events_per_day")), as_float(row.get("seizure_events")), days
     )
     out["controller"] = row.get("controller")  # type: ignore[assignment]
     return out
@@ -169,7 +172,7 @@ def read_run(run_dir: Path, root: Path) -> SweepRun:
         status=status,
     )
     result = status.get("result") or {}
-    run.objective = _float(result.get("objective"))
+    run.objective = as_float(result.get("objective"))
     if run.state == "failed":
         run.error = last_error_line(status)
     if command == "train":

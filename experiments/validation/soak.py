@@ -84,7 +84,7 @@ def continuous_energy_j(patients, horizon_s: float) -> np.ndarray:
 def check_baselines(patients, days: float, controllers: Sequence[str], seed: int) -> dict:
     """Every controller on ``patients`` for ``days``: finiteness, battery identity, closed-form energy."""
     from agents.evaluation import evaluate
-    from experiments.evaluate import load_controller
+    from experiments.common.controller_entries import load_controller
     from simenv.batch import EnvSettings
 
     specs = [load_controller(name, name) for name in controllers]

@@ -1,0 +1,141 @@
+"""One paired evaluation of a plan: the engine's result, its summary and paired differences, its files and text.
+
+``evaluate_plan`` runs ``agents.evaluation.evaluate`` on a checked
+``Plan`` (``experiments.evaluation.plan``) and keeps what every output is
+built from in an ``Evaluation``: ``write_evaluation`` writes its tables and
+figures (``experiments.evaluation.report`` and ``.plots``), ``report_text``
+gives the tables ``python -m experiments.evaluate`` prints. Plain Python,
+no Hydra, no run folder (``experiments.evaluation.run`` adds that).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from agents.evaluation import EvaluationResult
+from experiments.evaluation import report as evaluation_report
+from experiments.evaluation.plan import Plan
+
+
+def plan_title(plan: Plan) -> str:
+    """One line naming the evaluation: controllers, patients, cohort, horizon and seed."""
+    return (
+        f"{len(plan.specs)} controllers x {plan.n_patients} patients of cohort '{plan.cohort}', "
+        f"{plan.settings.horizon_days:g} day(s), seed {plan.seed}"
+    )
+
+
+@dataclass
+class Evaluation:
+    """A paired evaluation: its plan, the engine's result, one summary row and one paired row per controller."""
+
+    plan: Plan
+    result: EvaluationResult
+    summary: list[dict[str, Any]]  # metrics.csv: mean and 95% interval per controller, in entry order
+    paired: list[dict[str, Any]]  # paired.csv: differences to the reference with paired 95% intervals
+
+    @property
+    def reference(self) -> str:
+        return self.plan.reference
+
+    @property
+    def labels(self) -> list[str]:
+        return [s.label for s in self.plan.specs]
+
+    @property
+    def objective(self) -> float:
+        """What the command returns to a sweeper: the first controller's mean reward per day."""
+        return float(self.summary[0]["reward_per_day"])
+
+    @property
+    def title(self) -> str:
+        return plan_title(self.plan)
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        """The settings every JSON table of the run folder repeats."""
+        settings = self.plan.settings
+        return {
+            "cohort": self.plan.cohort,
+            "n_patients": self.plan.n_patients,
+            "horizon_days": settings.horizon_days,
+            "dt_s": settings.dt_s,
+            "initial_state": settings.initial_state,
+            "seed": self.plan.seed,
+            "reference": self.plan.reference,
+            "controllers_in_order": self.labels,
+            "uses_latent": self.result.uses_latent,
+        }
+
+
+def evaluate_plan(
+    plan: Plan,
+    show_progress: bool | None = False,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> Evaluation:
+    """Run ``plan`` (every controller on the same patients and noise) and summarise it.
+
+    ``show_progress``: a progress bar on stderr (``None``: only on a
+    terminal); ``on_progress(done_steps, total_steps)`` is called as the
+    simulation advances.
+    """
+    from tqdm import tqdm
+
+    from agents.evaluation import evaluate, paired_differences, summarise
+
+    bar = tqdm(total=None, unit="step", unit_scale=True, desc="calibrating and simulating",
+               disable=None if show_progress is None else not show_progress, file=sys.stderr)
+
+    def progress(done: int, total: int) -> None:
+        if bar.total != total:
+            bar.total = total
+        bar.update(done - bar.n)
+        if on_progress is not None:
+            on_progress(done, total)
+
+    try:
+        result = evaluate(
+            plan.specs,
+            plan.patients,
+            plan.settings,
+            reward=plan.reward,
+            seed=plan.seed,
+            trace_patient=plan.trace_patient,
+            progress=progress,
+            extra_specs=plan.extra_specs,
+            jobs=plan.jobs,
+        )
+    finally:
+        bar.close()
+    summary = summarise(result)
+    paired = paired_differences(result, plan.reference)
+    return Evaluation(plan, result, summary, paired)
+
+
+def write_evaluation(evaluation: Evaluation, folder: str | Path) -> list[Path]:
+    """The tables (metrics, per_patient, paired, detectors) and figures (trace_<label>, bars, pareto) in ``folder``."""
+    # matplotlib is loaded when a figure is drawn, not when the module is imported.
+    from experiments.evaluation import plots as evaluation_plots
+
+    folder = Path(folder)
+    e = evaluation
+    written = evaluation_report.write_tables(folder, e.result, e.summary, e.paired, e.reference, e.meta)
+    written += evaluation_plots.write_plots(folder, e.result, e.summary, e.paired, e.reference,
+                                            e.plan.trace_patient, e.title)
+    return written
+
+
+def report_text(evaluation: Evaluation, paired: bool = True) -> str:
+    """The tables the command prints: each controller's key metrics, then the paired differences to the reference.
+
+    Means with the half-width of their 95% interval across patients;
+    latent-reading controllers are marked ``(latent)``.
+    """
+    text = evaluation_report.console_table(evaluation.summary)
+    if paired:
+        text += "\n\n" + evaluation_report.console_paired(evaluation.paired, evaluation.reference)
+    return text
