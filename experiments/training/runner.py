@@ -9,12 +9,9 @@ input before the start: exit 2). ``train`` is the same for a Python caller
 (a notebook): a typed config, keyword arguments for resuming, and a
 ``TrainResult``.
 
-What lives where: ``agents/`` holds what any policy user needs without the
-training workflow (loading a run folder as a policy, its statistics,
-manifest and files, the SB3 env adapter); ``experiments/training/`` holds
-the training workflow itself (plan, run folder and status, heartbeat,
-signals, checkpoints, the loop). Nothing here imports Hydra: the command
-line (``experiments.train``) composes the config and calls ``run``.
+Nothing here imports Hydra: the command line (``experiments.train``)
+composes the config and calls ``run``. What belongs in ``agents/`` and what
+here: the package docstring (``experiments.training``).
 """
 
 from __future__ import annotations
@@ -60,8 +57,7 @@ def run(
     exit_on_error: bool = True,
     show_progress: bool | None = None,
 ) -> float:
-    """Train as ``cfg`` (a resolved config: plain values) says into ``run_dir``; returns the best mean validation
-    reward per day.
+    """Train as ``cfg`` (plain resolved values) says into ``run_dir``; returns the best mean validation reward/day.
 
     ``cfg.resume=<dir>`` continues that run in its own folder with its own
     config (``run_dir`` is then unused); a ``run_dir`` that already holds the
