@@ -10,6 +10,10 @@ Each agent file selects the schema of its algorithm in its defaults list
 hyper-parameters of that algorithm. ``env`` mirrors
 ``simenv.batch.EnvSettings`` field for field (built from it, so it cannot
 drift), and ``reward`` and ``cohort`` reuse the evaluate command's schemas.
+
+The same dataclasses type a config built in Python without Hydra:
+``experiments.training.defaults.default_config`` fills them with the values
+the YAML files give (a test checks they agree).
 """
 
 from __future__ import annotations
