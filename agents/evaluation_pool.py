@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from agents.monthly_means import concat_patients
 from simenv.cores import usable_cores
 from simenv.errors import PainloopError
 from simenv.noise import NOISE_THREAD_ENV
@@ -192,4 +193,6 @@ def merge_results(results: Sequence, patients: list):
         traces=traces,
         detectors=detectors,
         actions=actions,
+        warmup_days=first.warmup_days,
+        monthly=concat_patients([r.monthly for r in results]),
     )
