@@ -10,6 +10,10 @@ Each agent file selects the schema of its algorithm in its defaults list
 hyper-parameters of that algorithm. ``env`` mirrors
 ``simenv.batch.EnvSettings`` field for field (built from it, so it cannot
 drift), and ``reward`` and ``cohort`` reuse the evaluate command's schemas.
+
+The same dataclasses type a config built in Python without Hydra:
+``experiments.training.defaults.default_config`` fills them with the values
+the YAML files give (a test checks they agree).
 """
 
 from __future__ import annotations
@@ -117,7 +121,9 @@ class A2CParams:
 
 
 @dataclass
-class DQNParams:
+class OffPolicyParams:
+    """The hyper-parameters DQN and SAC share (replay buffer and update cadence), in their files' order."""
+
     learning_rate: float = MISSING
     buffer_size: int = MISSING
     learning_starts: int = MISSING
@@ -126,6 +132,10 @@ class DQNParams:
     gamma: float = MISSING
     train_freq: int = MISSING
     gradient_steps: int = MISSING
+
+
+@dataclass
+class DQNParams(OffPolicyParams):
     target_update_interval: int = MISSING
     exploration_fraction: float = MISSING
     exploration_initial_eps: float = MISSING
@@ -134,15 +144,7 @@ class DQNParams:
 
 
 @dataclass
-class SACParams:
-    learning_rate: float = MISSING
-    buffer_size: int = MISSING
-    learning_starts: int = MISSING
-    batch_size: int = MISSING
-    tau: float = MISSING
-    gamma: float = MISSING
-    train_freq: int = MISSING
-    gradient_steps: int = MISSING
+class SACParams(OffPolicyParams):
     ent_coef: str = MISSING  # 'auto', 'auto_0.1' or a number
     target_update_interval: int = 1
     use_sde: bool = False

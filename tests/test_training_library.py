@@ -1,0 +1,137 @@
+"""Training from plain Python, without Hydra: ``experiments.training.runner.train`` and ``default_config``.
+
+A tiny PPO run (4 slots, 4 training patients, 2 validation patients for
+2.4 h, 4 rollouts of 512 steps) is trained from a Python script in a
+subprocess and killed right after its checkpoint at 1,024 steps (the test
+hook ``PAINLOOP_FAULT``, docs/reliability.md); a second script resumes it
+with ``train(resume=True)`` to its budget. Neither script may import Hydra.
+``default_config`` must give exactly what Hydra composes for every agent.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CONF = ROOT / "conf"
+BUDGET = 2048  # 4 rollouts of 4 slots x 128 steps
+CHECKPOINT_FREQ = 1024
+
+#: A script: a tiny training into sys.argv[1] (or its resume with sys.argv[2] == 'resume'), then a JSON line.
+SCRIPT = textwrap.dedent(f"""
+    import json, sys
+    from pathlib import Path
+
+    from experiments.training.defaults import default_config
+    from experiments.training.runner import train
+
+    run_dir = Path(sys.argv[1])
+    if sys.argv[2] == "resume":
+        result = train(run_dir=run_dir, resume=True, show_progress=False)
+    else:
+        config = default_config("ppo")
+        config.agent.hyperparams.n_steps = 128
+        config.agent.hyperparams.batch_size = 128
+        config.n_envs = 4
+        config.cohort.n_patients = 4
+        config.validation.n_patients = 2
+        config.validation.horizon_days = 0.1
+        config.total_timesteps = {BUDGET}
+        config.eval_freq = 1024
+        config.checkpoint_freq = {CHECKPOINT_FREQ}
+        result = train(config, run_dir, show_progress=False)
+    print(json.dumps({{"state": result.state, "timesteps": result.timesteps, "objective": result.objective,
+                      "hydra": sorted(m for m in sys.modules if m == "hydra" or m.startswith("hydra."))}}))
+""")
+
+
+def _python(run_dir: Path, mode: str, fault: str | None = None) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "PAINLOOP_FAULT"} | {"OPENBLAS_NUM_THREADS": "1"}
+    if fault:
+        env["PAINLOOP_FAULT"] = fault
+    return subprocess.run([sys.executable, "-c", SCRIPT, str(run_dir), mode], cwd=ROOT, capture_output=True,
+                          text=True, env=env, timeout=300)
+
+
+def _checkpoints(run_dir: Path) -> list[int]:
+    return sorted(int(p.name.split("_")[1]) for p in (run_dir / "checkpoints").glob("ckpt_*_steps.zip"))
+
+
+def test_train_from_python_checkpoints_and_resumes_to_the_budget_without_hydra(tmp_path):
+    run_dir = tmp_path / "nb" / "run1"
+    # Killed at the third rollout boundary (1,024 steps), right after that checkpoint.
+    killed = _python(run_dir, "new", fault="rollout-boundary@3")
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    assert _checkpoints(run_dir) == [CHECKPOINT_FREQ]
+    assert not (run_dir / "model.zip").exists()
+    config = json.loads((run_dir / "train_config.json").read_text())
+    assert config["total_timesteps"] == BUDGET and config["config"]["n_envs"] == 4
+
+    resumed = _python(run_dir, "resume")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    out = json.loads(resumed.stdout.strip().splitlines()[-1])
+    assert out["hydra"] == []  # the library never imports Hydra
+    assert out["state"] == "finished" and out["timesteps"] == BUDGET
+    assert f"resuming at {CHECKPOINT_FREQ:,} steps" in resumed.stdout
+    status = json.loads((run_dir / "status.json").read_text())
+    assert status["state"] == "finished" and status["result"]["timesteps"] == BUDGET
+    run_info = json.loads((run_dir / "run.json").read_text())
+    assert [r["timesteps"] for r in run_info["resumes"]] == [CHECKPOINT_FREQ]
+    assert (run_dir / "model.zip").is_file() and (run_dir / "vecnormalize.json").is_file()
+
+
+@pytest.fixture(scope="module")
+def composed():
+    """What Hydra composes for ``agent=<name>``, as plain values."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    import experiments.train  # noqa: F401  (registers the schemas)
+    from experiments.training.agents import available_agents
+
+    with initialize_config_dir(config_dir=str(CONF), version_base=None):
+        return {name: OmegaConf.to_container(compose(config_name="train", overrides=[f"agent={name}"]), resolve=True)
+                for name in available_agents()}
+
+
+def test_default_config_equals_what_hydra_composes_for_every_agent(composed):
+    from experiments.training.defaults import AGENTS, default_config
+    from experiments.training.runner import config_dict
+
+    assert sorted(AGENTS) == sorted(composed)
+    for name, expected in composed.items():
+        got = config_dict(default_config(name))
+        assert json.dumps(got) == json.dumps(expected), name  # same keys, order, values and types
+        assert dataclasses.asdict(default_config(name)) == got
+
+
+def test_train_refuses_arguments_that_do_not_fit_together(tmp_path):
+    from experiments.config.train_schema import TrainConfig
+    from experiments.training.defaults import default_config
+    from experiments.training.runner import train
+    from simenv.errors import PainloopError
+
+    cases = [
+        ({"config": TrainConfig(), "run_dir": tmp_path}, "have no value"),
+        ({"config": default_config()}, "needs config and run_dir"),
+        ({"config": default_config(), "run_dir": tmp_path, "resume": True}, "its own config"),
+        ({"resume": True}, "resume=True"),
+        ({"run_dir": tmp_path / "a", "resume": tmp_path / "b"}, "its own folder"),
+    ]
+    for kwargs, fragment in cases:
+        with pytest.raises(PainloopError) as info:
+            train(**kwargs)
+        assert info.value.code == "PL-CONFIG-VALUE" and fragment in str(info.value), (kwargs, info.value)
+    with pytest.raises(PainloopError) as info:
+        default_config("ppo2")
+    assert info.value.code == "PL-AGENT-UNKNOWN"
+    assert not any(tmp_path.iterdir())  # nothing written
