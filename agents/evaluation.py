@@ -9,6 +9,19 @@ Metrics are accumulated with constant work per step (running sums), never
 recomputed over the history. Two-phase runs handle dependencies: ``off``
 (for responder rates) and any controller a ``random`` entry is matched to
 run first, hidden if they were not asked for.
+
+With ``warmup_days`` > 0 (the long-term frame, ``agents.evaluation_window``)
+every run goes on through an unscored warm-up before the scored window; all
+per-patient metrics, the traces and the recorded actions belong to the scored
+window. Dependencies use the scored window too: responders compare with
+``off``'s scored mean pain, and a matched ``random`` entry copies its target's
+scored-window duty and mean on-burst, which it then keeps for its whole run
+(warm-up included: a stationary process cannot follow the target's early
+weeks). Monthly means cover the whole run (``agents.monthly_means``).
+
+Over 400 lines: the engine's loop and the two views of ``info`` it hands
+to policies stay together; the window's arithmetic and the monthly
+bookkeeping live in their own modules.
 """
 
 from __future__ import annotations
@@ -27,6 +40,8 @@ from agents.evaluation_pool import evaluate_in_processes, resolve_jobs
 from agents.evaluation_result import EvaluationResult as EvaluationResult
 from agents.evaluation_result import paired_differences as paired_differences
 from agents.evaluation_result import summarise as summarise
+from agents.evaluation_window import RunWindow, run_window, window_metrics
+from agents.monthly_means import MonthlyAccumulator, MonthlyMeans
 from agents.policy import PatientContext
 from simenv import layout as L
 from simenv.batch import PainStimBatch
@@ -35,7 +50,7 @@ from simenv.decision import discrete_amplitudes
 from simenv.errors import PainloopError
 from simenv.info_layout import STEP_INFO
 from simenv.numba_cache import forget_when_changed
-from simenv.params import SECONDS_PER_DAY, SECONDS_PER_HOUR
+from simenv.params import SECONDS_PER_DAY
 from simenv.reward import TERMS, RewardWeights
 from simenv.settings import EnvSettings
 
@@ -112,9 +127,15 @@ class _LazyStepInfo(dict):
 
 
 @numba.njit(cache=True)
-def _accumulate(sums, term_sums, bursts, was_on, terms, packed, relief_lost_col, reward, state) -> None:
-    """Running sums of one decision, slot by slot: pain, high pain, relief lost, reward, terms, on-bursts."""
+def _accumulate(sums, term_sums, bursts, was_on, month_sums, terms, packed, relief_lost_col, efficacy_col, reward,
+                state, scored) -> None:
+    """Running sums of one decision, slot by slot: the month's pain and efficacy; if ``scored``, pain,
+    high pain, relief lost, reward, terms and on-bursts (a burst under way as the window opens counts)."""
     for p in range(sums.shape[0]):
+        month_sums[p, 0] += terms[p, 0]
+        month_sums[p, 1] += packed[p, efficacy_col]
+        if not scored:
+            continue
         sums[p, 0] += terms[p, 0]
         sums[p, 1] += terms[p, 1]
         sums[p, 2] += packed[p, relief_lost_col]
@@ -149,6 +170,7 @@ def evaluate(
     extra_specs: Sequence[ControllerSpec] = (),
     record_actions: bool = False,
     jobs: int = 1,
+    warmup_days: float = 0.0,
 ) -> EvaluationResult:
     """Run ``specs`` on ``patients`` for ``settings.horizon_days`` with common random numbers.
 
@@ -162,7 +184,12 @@ def evaluate(
     ``jobs`` > 1 (or -1: every usable core) splits the patients over that many
     worker processes (``agents.evaluation_pool``), with results identical to
     one process; 1, the default, runs here.
+    ``warmup_days`` (a finite number >= 0, rounded to whole decisions; else
+    ``PL-EVAL-WARMUP``) are simulated from ``settings.initial_state`` before the
+    scored window and not scored; the traces show the scored window's first
+    ``trace_days``, with time and cumulative energy counted from its start.
     """
+    window = run_window(settings, warmup_days)
     wanted, hidden, off_label = _controllers_to_run(specs, extra_specs)
     n_jobs = resolve_jobs(jobs, len(patients))
     if n_jobs > 1:
@@ -180,6 +207,7 @@ def evaluate(
                 "trace_days": trace_days,
                 "extra_specs": extra_specs,
                 "record_actions": record_actions,
+                "warmup_days": warmup_days,
             },
         )
     phase1 = [s for s in wanted.values() if s.match is None] + [s for s in hidden.values() if s.label not in wanted]
@@ -191,7 +219,7 @@ def evaluate(
         for s in list(wanted.values()) + list(hidden.values())
         if s.needs_detector
     }
-    total_steps = settings.horizon_steps * (len(phase1) + len(phase2))
+    total_steps = window.total_steps * (len(phase1) + len(phase2))
     done = [0]
 
     def tick(n: int) -> None:
@@ -203,6 +231,7 @@ def evaluate(
     traces: dict[str, dict[str, np.ndarray]] = {}
     extra: dict[str, dict[str, np.ndarray]] = {}
     actions: dict[str, np.ndarray] = {}
+    monthly = MonthlyMeans()
     for phase in (phase1, phase2):
         if not phase:
             continue
@@ -219,10 +248,12 @@ def evaluate(
             if check is not None:
                 check(settings)
             policies.append(pol)
-        metrics, more, trace = _run_phase(
-            phase, policies, patients, settings, reward, seed, clinic, detectors, trace_patient, trace_days, tick,
+        metrics, more, trace, months = _run_phase(
+            phase, policies, patients, window, reward, seed, clinic, detectors, trace_patient, trace_days, tick,
             actions if record_actions else None,
         )
+        monthly.blocks = months.blocks
+        monthly.values.update(months.per_label([s.label for s in phase], _slices(len(patients), len(phase))))
         per_patient.update(metrics)
         extra.update(more)
         traces.update(trace)
@@ -242,6 +273,8 @@ def evaluate(
         traces={k: v for k, v in traces.items() if k in wanted},
         detectors={k: v for k, v in detectors.items() if k in wanted},
         actions={k: v for k, v in actions.items() if k in wanted},
+        warmup_days=window.warmup_days,
+        monthly=MonthlyMeans(monthly.blocks, {k: monthly.values[k] for k in wanted}),
     )
 
 
@@ -278,14 +311,22 @@ def _clinic_records(specs, patients, dt_s, seed) -> dict:
     return {cs: record_calibration_period(patients, dt_s, seed, cs) for cs in needed}
 
 
+def _slices(n_pat: int, n_ctl: int) -> list[slice]:
+    """Each controller's slots in a phase's batch (slot ``c * n_pat + i``: patient ``i`` under controller ``c``)."""
+    return [slice(c * n_pat, (c + 1) * n_pat) for c in range(n_ctl)]
+
+
 def _run_phase(
-    specs, policies, patients, settings, reward, seed, clinic, detectors, trace_patient, trace_days, tick, actions=None
+    specs, policies, patients, window: RunWindow, reward, seed, clinic, detectors, trace_patient, trace_days, tick,
+    actions=None,
 ):
+    settings = window.run_settings
+    warm = window.warmup_decisions
     n_pat = len(patients)
     n_ctl = len(specs)
     batch = PainStimBatch(list(patients) * n_ctl, settings, reward)
     obs, info = batch.reset(seed=seed)
-    slices = [slice(c * n_pat, (c + 1) * n_pat) for c in range(n_ctl)]
+    slices = _slices(n_pat, n_ctl)
     for spec, pol in zip(specs, policies, strict=True):
         records: list[ClinicRecord | None] = (
             clinic[spec.clinic_settings()] if (spec.needs_detector or spec.kind == "oracle") else [None] * n_pat
@@ -312,8 +353,11 @@ def _run_phase(
     trace_buf = np.full((len(trace_keys) + 3, n_ctl, trace_steps), np.nan)
     amplitudes = np.zeros(n_slots)
     modes = [(getattr(pol, "action_mode", "on_off"), getattr(pol, "n_levels", None)) for pol in policies]
-    n_decisions = -(-settings.horizon_steps // settings.steps_per_decision)
+    n_decisions = window.scored_decisions
     record = np.zeros((n_slots, n_decisions)) if actions is not None else None
+    months = MonthlyAccumulator(window, n_slots)
+    months.start(batch.core.state)
+    start = batch.core.state.copy() if warm == 0 else None  # the state as the scored window opens
     # Discrete controllers map through their slots' action table (constant until a reset) in one compiled
     # pass that also checks every action; anything else, or an invalid action, takes the general path,
     # which accepts and refuses exactly the same actions (and names the controller when it refuses).
@@ -338,22 +382,26 @@ def _run_phase(
                 amplitudes[sl] = np.asarray(action, dtype=np.float64).reshape(-1)
             else:
                 amplitudes[sl] = batch.amplitudes_for(action, modes[c][0], sl, modes[c][1])
-        if record is not None and decisions < n_decisions:
-            record[:, decisions] = amplitudes
+        scored = decisions - warm  # the decision's index in the scored window (< 0 in the warm-up)
+        if record is not None and 0 <= scored < n_decisions:
+            record[:, scored] = amplitudes
         obs, rew, _, truncated = batch.step_arrays(None, amplitudes, observe=observe)
         packed = batch.last_info
-        _accumulate(sums, term_sums, bursts, was_on, batch.last_terms, packed, _COL["relief_lost_nrs"], rew,
-                    batch.core.state)
-        if decisions < trace_steps:
+        _accumulate(sums, term_sums, bursts, was_on, months.sums, batch.last_terms, packed, _COL["relief_lost_nrs"],
+                    _COL["efficacy"], rew, batch.core.state, scored >= 0)
+        if 0 <= scored < trace_steps:
             for k, key in enumerate(trace_keys):
-                trace_buf[k, :, decisions] = packed[trace_idx, _COL[key]]
-            trace_buf[len(trace_keys), :, decisions] = packed[trace_idx, _COL["elapsed_s"]]
+                trace_buf[k, :, scored] = packed[trace_idx, _COL[key]]
+            trace_buf[len(trace_keys), :, scored] = packed[trace_idx, _COL["elapsed_s"]]
             for c, pol in enumerate(policies):
                 engine = getattr(pol, "engine", None)
                 if engine is not None:
-                    trace_buf[len(trace_keys) + 1, c, decisions] = engine.last_score[trace_patient]
-                    trace_buf[len(trace_keys) + 2, c, decisions] = engine.b0[trace_patient]
+                    trace_buf[len(trace_keys) + 1, c, scored] = engine.last_score[trace_patient]
+                    trace_buf[len(trace_keys) + 2, c, scored] = engine.b0[trace_patient]
         decisions += 1
+        months.end_of_decision(decisions, batch.core.state)
+        if decisions == warm:
+            start = batch.core.state.copy()
         info = _LazyStepInfo(batch)
         chunk += 1
         if chunk == 256:
@@ -362,26 +410,14 @@ def _run_phase(
         if truncated.all():
             break
     tick(chunk * settings.steps_per_decision * n_ctl)
+    assert start is not None  # the warm-up is shorter than the run
     st = batch.core.state
-    elapsed = st[:, L.S_TIME_S]
-    days = elapsed / SECONDS_PER_DAY
     cap = np.array([p.params.battery.capacity_j for p in batch.slot_patients])
-    metrics_all = {
-        "mean_pain_nrs": sums[:, 0] / decisions,
-        "high_pain_fraction": sums[:, 1] / decisions,
-        "duty_cycle": st[:, L.S_ON_TIME_S] / elapsed,
-        "stim_energy_j_per_day": st[:, L.S_ENERGY_STIM_J] / days,
-        "battery_draw_j_per_day": st[:, L.S_ENERGY_DRAWN_J] / days,
-        "battery_life_years": cap / (st[:, L.S_ENERGY_DRAWN_J] / elapsed) / (365.25 * SECONDS_PER_DAY),
-        "mild_events_per_day": st[:, L.S_MILD_EVENTS] / days,
-        "seizure_events": st[:, L.S_SEIZURE_EVENTS].copy(),
-        "switches_per_hour": st[:, L.S_SWITCHES] / (elapsed / SECONDS_PER_HOUR),
-        "relief_lost_nrs": sums[:, 2] / decisions,
-        "reward_per_day": sums[:, 3] / days,
-    }
-    for i, t in enumerate(TERMS):
-        metrics_all[f"term_{t}"] = term_sums[:, i] / decisions
-    mean_burst = st[:, L.S_ON_TIME_S] / np.maximum(bursts, 1.0)
+    metrics_all = window_metrics(st, start, sums, term_sums, decisions - warm, cap)
+    mean_burst = (st[:, L.S_ON_TIME_S] - start[:, L.S_ON_TIME_S]) / np.maximum(bursts, 1.0)
+    if trace_steps:  # time and cumulative energy from the scored window's start
+        trace_buf[trace_keys.index("stim_energy_total_j")] -= start[trace_idx, L.S_ENERGY_STIM_J][:, None]
+        trace_buf[len(trace_keys)] -= start[trace_idx, L.S_TIME_S][:, None]
     out, more, traces = {}, {}, {}
     for c, spec in enumerate(specs):
         sl = slices[c]
@@ -395,4 +431,4 @@ def _run_phase(
             tr["detector_score"] = trace_buf[len(trace_keys) + 1, c].copy()
             tr["detector_threshold"] = trace_buf[len(trace_keys) + 2, c].copy()
             traces[spec.label] = tr
-    return out, more, traces
+    return out, more, traces, months

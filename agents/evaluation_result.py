@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from agents.monthly_means import MonthlyMeans, concat_patients
 from simenv.cohort import Patient
 from simenv.errors import PainloopError
 
@@ -35,6 +36,10 @@ class EvaluationResult:
     #: With ``record_actions=True``: label -> commanded amplitude (mA) per patient and decision,
     #: shape (n_patients, n_decisions).
     actions: dict[str, np.ndarray] = field(default_factory=dict)
+    #: Unscored days simulated before the scored window of ``horizon_days`` (0: the short frame).
+    warmup_days: float = 0.0
+    #: Means over 30-day blocks of the whole run, warm-up included (``agents.monthly_means``).
+    monthly: MonthlyMeans = field(default_factory=MonthlyMeans)
 
 
 def merge_results(results: Sequence[EvaluationResult], patients: list[Patient]) -> EvaluationResult:
@@ -57,6 +62,8 @@ def merge_results(results: Sequence[EvaluationResult], patients: list[Patient]) 
         traces=traces,
         detectors=detectors,
         actions=actions,
+        warmup_days=first.warmup_days,
+        monthly=concat_patients([r.monthly for r in results]),
     )
 
 

@@ -29,14 +29,19 @@ SMALL = ["cohort=test", "cohort.n_patients=3", "horizon_days=0.25"]
 #: The unquoted DESIGN.md label syntax, as typed on the command line.
 ENTRIES = "controllers=[off,continuous,cycling,thr=threshold,dual_threshold,oracle,random,c2=continuous]"
 LABELS = ["off", "continuous", "cycling", "thr", "dual_threshold", "oracle", "random", "c2"]
-RESULT_FILES = {"metrics.csv", "metrics.json", "per_patient.csv", "paired.csv", "paired.json", "detectors.json",
-                "run.json", "bars.png", "pareto.png"}
+RESULT_FILES = {"metrics.csv", "metrics.json", "per_patient.csv", "monthly.csv", "paired.csv", "paired.json",
+                "detectors.json", "run.json", "bars.png", "pareto.png", "monthly.png"}
 #: What bad input may leave behind: Hydra's own record and log, and status.json (failed).
 ALLOWED_AFTER_BAD_INPUT = {".hydra", "evaluate.log", "status.json"}
 
 
+def week(args) -> list[str]:
+    """The 7-day frame unless the test names a frame: these tests are about the command, not the frame."""
+    return list(args) if any(str(a).startswith(("frame=", "warmup_days=")) for a in args) else ["frame=week", *args]
+
+
 def cli(*args: str, run_dir: Path) -> list[str]:
-    return [sys.executable, "-m", "experiments.evaluate", *args, f"hydra.run.dir={run_dir}"]
+    return [sys.executable, "-m", "experiments.evaluate", *week(args), f"hydra.run.dir={run_dir}"]
 
 
 def env() -> dict[str, str]:
@@ -63,14 +68,15 @@ def cli_run(tmp_path_factory):
     return proc, run_dir
 
 
-def compose(*overrides: str):
+def compose(*overrides: str, as_typed: bool = False):
+    """Hydra's config for ``overrides``; in the 7-day frame unless ``as_typed`` (then exactly as given)."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
 
     import experiments.evaluate  # noqa: F401  (registers the schema)
 
     with initialize_config_dir(config_dir=str(CONF), version_base=None):
-        return hydra_compose(config_name="evaluate", overrides=list(overrides))
+        return hydra_compose(config_name="evaluate", overrides=list(overrides) if as_typed else week(overrides))
 
 
 def run_in_process(run_dir: Path, *overrides: str, **kwargs):
@@ -164,8 +170,8 @@ def test_pngs_are_valid_images_of_the_expected_size(cli_run):
 
     _, run_dir = cli_run
     expected = {f"trace_{label}.png": SIZES_PX["trace"] for label in LABELS}
-    expected |= {"bars.png": SIZES_PX["bars"], "pareto.png": SIZES_PX["pareto"]}
-    assert SIZES_PX == {"trace": (1100, 900), "bars": (1600, 1200), "pareto": (1500, 700)}
+    expected |= {"bars.png": SIZES_PX["bars"], "pareto.png": SIZES_PX["pareto"], "monthly.png": SIZES_PX["monthly"]}
+    assert SIZES_PX == {"trace": (1100, 900), "bars": (1600, 1200), "pareto": (1500, 700), "monthly": (1500, 560)}
     for name, size in expected.items():
         assert png_size(run_dir / name) == size, name
         with Image.open(run_dir / name) as im:
@@ -174,6 +180,36 @@ def test_pngs_are_valid_images_of_the_expected_size(cli_run):
             pixels = np.asarray(im.convert("L"))
         assert pixels.shape == (size[1], size[0])
         assert (pixels < 128).mean() > 0.005, f"{name} is (nearly) blank"
+
+
+# -- frames ---------------------------------------------------------------------------------------
+def test_the_long_term_frame_is_the_default_and_the_week_frame_stays_available():
+    from experiments.evaluation.plan import make_plan
+
+    base = ("controllers=[off,continuous]", "cohort.n_patients=2")
+    default = make_plan(compose(*base, as_typed=True))
+    assert (default.frame, default.warmup_days, default.settings.horizon_days) == ("long_term", 90.0, 28.0)
+    assert default.frame_text.startswith("frame long_term: 90 days of warm-up from a naive start")
+    week_plan = make_plan(compose(*base, "frame=week", as_typed=True))
+    assert (week_plan.frame, week_plan.warmup_days, week_plan.settings.horizon_days) == ("week", 0.0, 7.0)
+    assert week_plan.frame_text == "frame week: 7 scored days from a naive start, no warm-up"
+    # Either number alone overrides the frame's; the table then says the frame is custom.
+    custom = make_plan(compose(*base, "warmup_days=30", as_typed=True))
+    assert (custom.warmup_days, custom.settings.horizon_days) == (30.0, 28.0)
+    assert custom.frame_text.startswith("frame custom: 30 days of warm-up")
+    assert make_plan(compose(*base, "frame=week", "horizon_days=3", as_typed=True)).settings.horizon_days == 3.0
+
+
+def test_every_output_names_its_frame(cli_run):
+    proc, run_dir = cli_run
+    frame_line = "frame custom: 0.25 scored days from a naive start, no warm-up"
+    assert frame_line in proc.stdout
+    for name in ("metrics.json", "paired.json"):
+        meta = json.loads((run_dir / name).read_text())
+        assert (meta["frame"], meta["warmup_days"], meta["frame_text"]) == ("week", 0.0, frame_line), name
+    monthly = read_csv(run_dir / "monthly.csv")
+    assert len(monthly) == len(LABELS) * 3  # one 0.25-day block per controller and patient
+    assert {r["phase"] for r in monthly} == {"scored"}
 
 
 # -- label syntax ---------------------------------------------------------------------------------
@@ -274,13 +310,18 @@ BAD_CLI = {
     "trace_patient_out_of_range": (["cohort.n_patients=2", "trace_patient=5"], "PL-CONFIG-VALUE",
                                    ["trace_patient=5", "0 to 1"]),
     "bad_label": (["controllers=[continuous,'a/b=threshold']"], "PL-CONTROLLER-LABEL", ["'a/b'"]),
+    "warmup_negative": (["warmup_days=-1"], "PL-EVAL-WARMUP", ["warmup_days=-1", ">= 0"]),
+    "warmup_nan": (["warmup_days=nan"], "PL-EVAL-WARMUP", ["warmup_days=nan", "finite"]),
+    "warmup_infinite": (["warmup_days=inf"], "PL-EVAL-WARMUP", ["warmup_days=inf", "finite"]),
+    "warmup_too_long": (["warmup_days=4000"], "PL-EVAL-WARMUP", ["warmup_days=4000", "3650"]),
+    "unknown_frame": (["frame=month"], "PL-CONFIG-VALUE", ["frame='month'", "long_term", "week"]),
 }
 
 
 #: Cases run as real command lines (concurrently); the others run in-process through the same
 #: functions (``main``'s pre-Hydra check, then ``run``), which is faster.
 CLI_CASES = ("unknown_controller", "unknown_cohort_group", "horizon_zero", "cohort_size_zero", "misspelled_key",
-             "run_entry", "wrong_type")
+             "run_entry", "wrong_type", "warmup_negative", "unknown_frame")
 
 
 @pytest.fixture(scope="module")

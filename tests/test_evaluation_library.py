@@ -34,7 +34,7 @@ SCRIPT = textwrap.dedent(
     from test_sweeps import synthetic_sweep
 
     out = {}
-    keys = dict(cohort="test", n_patients=2, horizon_days=0.05, seed=0, reference="continuous")
+    keys = dict(cohort="test", n_patients=2, frame="week", horizon_days=0.05, seed=0, reference="continuous")
     ev = evaluate_controllers(["continuous", "thr=threshold"], **keys)
     out["labels"] = ev.labels
     out["summary"] = [[r["controller"], r["mean_pain_nrs"], r["duty_cycle"]] for r in ev.summary]
@@ -89,11 +89,13 @@ def test_evaluation_report_and_sweep_front_from_plain_python_without_hydra(tmp_p
     # With a run folder: the command's files and console tables, the same numbers bit for bit.
     assert out["status"] == "finished"
     assert out["table"] in "\n".join(printed)
-    for name in ("metrics.csv", "per_patient.csv", "paired.csv", "metrics.json", "paired.json", "detectors.json"):
+    for name in ("metrics.csv", "per_patient.csv", "monthly.csv", "paired.csv", "metrics.json", "paired.json",
+                 "detectors.json"):
         assert (tmp_path / "memory" / name).read_bytes() == (tmp_path / "run" / name).read_bytes(), name
     assert out["config"] == {
         "controllers": ["continuous", "thr=threshold"], "reference": "continuous",
-        "cohort": {"name": "test", "n_patients": 2}, "horizon_days": 0.05, "seed": 0, "dt_s": 30.0,
+        "cohort": {"name": "test", "n_patients": 2}, "frame": "week", "warmup_days": None, "horizon_days": 0.05,
+        "seed": 0, "dt_s": 30.0,
         "initial_state": "naive",
         "reward": {"pain": 1.0, "high_pain": 1.0, "energy": 0.2, "side_effects": 1.0, "switching": 0.02},
         "trace_patient": 0, "jobs": 1, "redo": False,

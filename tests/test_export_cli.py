@@ -117,7 +117,7 @@ def test_export_folder_is_a_config_entry_of_evaluate(threshold_export, tmp_path)
     out = tmp_path / "eval"
     proc = subprocess.run(
         [sys.executable, "-m", "experiments.evaluate", f"controllers=[dual_threshold,exp=config:{export_dir}]",
-         "cohort=test", "cohort.n_patients=3", "horizon_days=0.5", "reference=dual_threshold",
+         "cohort=test", "cohort.n_patients=3", "frame=week", "horizon_days=0.5", "reference=dual_threshold",
          f"hydra.run.dir={out}"],
         cwd=ROOT, capture_output=True, text=True, env=env(), timeout=300,
     )

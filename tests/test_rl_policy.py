@@ -112,7 +112,7 @@ def test_evaluate_command_accepts_run_entries(tmp_path):
     cmd = [
         sys.executable, "-m", "experiments.evaluate",
         f"controllers=[continuous,learned=run:{tmp_path / 'run'}]",
-        "cohort=test", "cohort.n_patients=2", "horizon_days=0.1", f"hydra.run.dir={out}",
+        "cohort=test", "cohort.n_patients=2", "frame=week", "horizon_days=0.1", f"hydra.run.dir={out}",
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr

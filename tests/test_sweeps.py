@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 TINY_TRAIN = ["n_envs=4", "cohort.n_patients=4", "validation.n_patients=2", "validation.horizon_days=0.1",
               "progress_bar=false", "agent.hyperparams.n_steps=64", "agent.hyperparams.batch_size=64",
               "total_timesteps=512", "eval_freq=256", "checkpoint_freq=100000"]
-TINY_EVAL = ["controllers=[continuous,threshold]", "cohort.n_patients=2", "horizon_days=0.05"]
+TINY_EVAL = ["frame=week", "controllers=[continuous,threshold]", "cohort.n_patients=2", "horizon_days=0.05"]
 TINY_REPORT = ["--patients", "2", "--days", "0.05", "--duties", "0.3", "0.7", "--baselines", "off", "continuous"]
 
 

@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from dataclasses import MISSING as DC_MISSING
 from dataclasses import dataclass, field, fields, is_dataclass, make_dataclass
 from pathlib import Path
+from typing import Optional
 
 from omegaconf import MISSING
 
@@ -58,7 +59,9 @@ class EvaluateConfig:
     controllers: list[str] = MISSING
     reference: str = MISSING
     cohort: CohortConfig = field(default_factory=CohortConfig)
-    horizon_days: float = MISSING
+    frame: str = MISSING  # long_term | week (agents.evaluation_frames): fills warmup_days and horizon_days
+    warmup_days: Optional[float] = None  # noqa: UP045 (OmegaConf reads Optional); None: the frame's
+    horizon_days: Optional[float] = None  # noqa: UP045 (scored days); None: the frame's
     seed: int = MISSING
     dt_s: float = MISSING
     initial_state: str = MISSING

@@ -15,7 +15,9 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from agents.evaluation_frames import describe_frame, frame_named
 from agents.evaluation_pool import resolve_jobs
+from agents.evaluation_window import check_warmup_days, run_window
 from experiments.common.controller_entries import CONTROLLER_DIR, resolve_controllers
 from experiments.config.schema import EvaluateConfig
 from experiments.evaluation.config import as_dictconfig
@@ -38,6 +40,14 @@ class Plan:
     cohort_seed: int
     n_patients: int
     jobs: int = 1
+    #: The named frame (``agents.evaluation_frames``) and the unscored days before the scored window.
+    frame: str = "week"
+    warmup_days: float = 0.0
+
+    @property
+    def frame_text(self) -> str:
+        """How this evaluation judges: the frame's line every table and figure repeats."""
+        return describe_frame(self.warmup_days, self.settings.horizon_days, self.settings.initial_state)
 
 
 def make_plan(cfg: EvaluateConfig | DictConfig, conf_dir: Path = CONTROLLER_DIR) -> Plan:
@@ -58,14 +68,18 @@ def make_plan(cfg: EvaluateConfig | DictConfig, conf_dir: Path = CONTROLLER_DIR)
     seed = cfg.seed
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise PainloopError("PL-ENV-ARG", f"seed={seed!r}; allowed: a whole number >= 0.")
+    frame = frame_named(cfg.get("frame", "week"))
+    warmup_days = check_warmup_days(frame.warmup_days if cfg.get("warmup_days") is None else cfg.warmup_days)
+    horizon_days = frame.horizon_days if cfg.get("horizon_days") is None else float(cfg.horizon_days)
     preset = load_preset(str(cfg.cohort.name))
     patients = preset.sample(cfg.cohort.n_patients)
     settings = EnvSettings(
         action_mode="on_off",
         dt_s=float(cfg.dt_s),
-        horizon_days=float(cfg.horizon_days),
+        horizon_days=horizon_days,
         initial_state=str(cfg.initial_state),
     )
+    run_window(settings, warmup_days)  # warm-up + window within the simulator's longest run
     reward = RewardWeights.from_mapping(OmegaConf.to_container(cfg.reward, resolve=True))
     trace_patient = cfg.trace_patient
     if not 0 <= trace_patient < len(patients):
@@ -85,4 +99,4 @@ def make_plan(cfg: EvaluateConfig | DictConfig, conf_dir: Path = CONTROLLER_DIR)
             s.clinic_settings()
     jobs = resolve_jobs(cfg.get("jobs", 1), len(patients))
     return Plan(specs, extra, patients, settings, reward, seed, reference, int(trace_patient), preset.name,
-                preset.seed, len(patients), jobs)
+                preset.seed, len(patients), jobs, frame.name, warmup_days)

@@ -8,7 +8,11 @@
   interval across patients;
 - ``pareto.png``: mean pain against stimulation energy per day, each
   controller's mean with its 95% interval on both axes (left), and the
-  paired differences to the reference with paired 95% intervals (right).
+  paired differences to the reference with paired 95% intervals (right);
+- ``monthly.png``: monthly (30-day) means over the whole run, warm-up
+  shaded: pain, efficacy (1 - tolerance) and stimulation energy per
+  controller, mean across patients: how tolerance and energy separate
+  controllers over months.
 
 Controllers that read latent quantities are hatched (bars), drawn as hollow
 stars (scatter) and labelled "(latent)". Sizes are fixed (no tight bounding
@@ -32,7 +36,15 @@ from simenv.params import SECONDS_PER_HOUR
 
 DPI = 100
 #: Pixel size (width, height) of each figure kind.
-SIZES_PX: dict[str, tuple[int, int]] = {"trace": (1100, 900), "bars": (1600, 1200), "pareto": (1500, 700)}
+SIZES_PX: dict[str, tuple[int, int]] = {
+    "trace": (1100, 900), "bars": (1600, 1200), "pareto": (1500, 700), "monthly": (1500, 560),
+}
+#: Panels of the monthly figure: metric of ``agents.monthly_means.MONTHLY_METRICS`` and its axis label.
+MONTHLY_PANELS: tuple[tuple[str, str], ...] = (
+    ("pain_nrs", "mean pain (NRS)"),
+    ("efficacy", "efficacy (1 - tolerance)"),
+    ("stim_energy_j_per_day", "stimulation energy (J/day)"),
+)
 #: Metrics in the bar chart (the reward terms stay in the tables).
 BAR_METRICS: tuple[str, ...] = tuple(m for m in METRICS if not m.startswith("term_"))
 HIGH_PAIN_NRS = 7.0
@@ -111,7 +123,7 @@ def plot_trace(
 
     ax_energy.plot(hours, tr["stim_energy_total_j"], color=color, lw=1.2)
     ax_energy.set_ylabel("cumulative\nstim energy (J)")
-    ax_energy.set_xlabel("hours since the start of the evaluation")
+    ax_energy.set_xlabel("hours since the start of the scored window")
     ax_energy.set_xlim(0, max(float(hours[-1]), 1e-9) if len(hours) else 1.0)
     save_figure_atomic(fig, path, dpi=DPI)
     return path
@@ -205,6 +217,32 @@ def plot_pareto(summary: list[dict[str, Any]], paired: list[dict[str, Any]], ref
     return path
 
 
+def plot_monthly(result: EvaluationResult, path: Path, title: str) -> Path:
+    """Monthly means across patients of pain, efficacy and energy per controller; the warm-up shaded."""
+    monthly = result.monthly
+    colors = _colors(result.labels)
+    fig = _figure("monthly")
+    axes = fig.subplots(1, len(MONTHLY_PANELS))
+    fig.subplots_adjust(left=0.05, right=0.86, top=0.80, bottom=0.12, wspace=0.28)
+    mid = np.array([b.start_day + b.length_days / 2 for b in monthly.blocks])
+    warm_end = max((b.start_day + b.length_days for b in monthly.blocks if not b.scored), default=0.0)
+    for ax, (metric, ylabel) in zip(axes, MONTHLY_PANELS, strict=True):
+        if warm_end > 0:
+            ax.axvspan(0.0, warm_end, color="0.9", lw=0, label="warm-up (not scored)")
+        for label in result.labels:
+            values = monthly.values[label][metric]
+            latent = result.uses_latent[label]
+            ax.plot(mid, np.nanmean(values, axis=0), marker="*" if latent else "o", ms=5, lw=1.2,
+                    ls="--" if latent else "-", color=colors[label], label=display_label(label, latent))
+        ax.set_xlabel("days since the start of the run (block midpoints)")
+        ax.set_ylabel(ylabel)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="center right", fontsize=8)
+    fig.suptitle(f"{title}\nmonthly (30-day) means across patients", fontsize=10)
+    save_figure_atomic(fig, path, dpi=DPI)
+    return path
+
+
 def write_plots(
     folder: Path,
     result: EvaluationResult,
@@ -224,4 +262,6 @@ def write_plots(
     ]
     written.append(plot_bars(summary, folder / "bars.png", reference, title))
     written.append(plot_pareto(summary, paired, reference, folder / "pareto.png", title))
+    if result.monthly.blocks:
+        written.append(plot_monthly(result, folder / "monthly.png", title))
     return written

@@ -16,6 +16,7 @@ from typing import Any
 
 from agents.atomic_io import open_atomic
 from agents.evaluation import METRICS, EvaluationResult
+from agents.monthly_means import MONTHLY_METRICS
 from experiments.common.run_folder import write_json_atomic
 
 METRICS_FORMAT = "painloop.evaluation.metrics/v1"
@@ -76,6 +77,28 @@ def per_patient_rows(result: EvaluationResult) -> list[dict[str, Any]]:
     return rows
 
 
+def monthly_rows(result: EvaluationResult) -> list[dict[str, Any]]:
+    """One row per controller x patient x 30-day block of the whole run (warm-up included, labelled)."""
+    monthly = result.monthly
+    rows = []
+    for label in result.labels:
+        values = monthly.values.get(label, {})
+        for i, patient in enumerate(result.patients):
+            for b, block in enumerate(monthly.blocks):
+                row: dict[str, Any] = {
+                    "controller": label,
+                    "uses_latent": result.uses_latent[label],
+                    "patient_index": patient.index,
+                    "patient_uid": patient.uid,
+                    "start_day": block.start_day,
+                    "length_days": block.length_days,
+                    "phase": block.phase,
+                }
+                row |= {m: float(values[m][i, b]) for m in MONTHLY_METRICS}
+                rows.append(row)
+    return rows
+
+
 def detector_rows(result: EvaluationResult) -> dict[str, list[dict[str, Any]]]:
     """Per threshold-kind controller: one fitted ``DetectorConfig`` (``to_dict``) per patient."""
     return {
@@ -95,7 +118,7 @@ def write_tables(
     reference: str,
     meta: dict[str, Any],
 ) -> list[Path]:
-    """metrics.csv/json, per_patient.csv, paired.csv/json and detectors.json in ``folder``."""
+    """metrics.csv/json, per_patient.csv, monthly.csv, paired.csv/json and detectors.json in ``folder``."""
     folder = Path(folder)
     written = [_write_csv(folder / "metrics.csv", summary)]
     written.append(
@@ -106,6 +129,8 @@ def write_tables(
         )
     )
     written.append(_write_csv(folder / "per_patient.csv", per_patient_rows(result)))
+    if result.monthly.blocks:
+        written.append(_write_csv(folder / "monthly.csv", monthly_rows(result)))
     written.append(_write_csv(folder / "paired.csv", paired))
     written.append(
         write_json_atomic(

@@ -22,11 +22,11 @@ from experiments.evaluation.plan import Plan
 
 
 def plan_title(plan: Plan) -> str:
-    """One line naming the evaluation: controllers, patients, cohort, horizon and seed."""
-    return (
-        f"{len(plan.specs)} controllers x {plan.n_patients} patients of cohort '{plan.cohort}', "
-        f"{plan.settings.horizon_days:g} day(s), seed {plan.seed}"
-    )
+    """One line naming the evaluation: controllers, patients, cohort, scored days (and warm-up) and seed."""
+    days = f"{plan.settings.horizon_days:g} day(s)"
+    if plan.warmup_days > 0:
+        days = f"{plan.warmup_days:g} + {days}"
+    return f"{len(plan.specs)} controllers x {plan.n_patients} patients of cohort '{plan.cohort}', {days}, seed {plan.seed}"
 
 
 @dataclass
@@ -62,6 +62,9 @@ class Evaluation:
         return {
             "cohort": self.plan.cohort,
             "n_patients": self.plan.n_patients,
+            "frame": self.plan.frame,
+            "frame_text": self.plan.frame_text,
+            "warmup_days": self.plan.warmup_days,
             "horizon_days": settings.horizon_days,
             "dt_s": settings.dt_s,
             "initial_state": settings.initial_state,
@@ -108,6 +111,7 @@ def evaluate_plan(
             progress=progress,
             extra_specs=plan.extra_specs,
             jobs=plan.jobs,
+            warmup_days=plan.warmup_days,
         )
     finally:
         bar.close()
@@ -117,7 +121,8 @@ def evaluate_plan(
 
 
 def write_evaluation(evaluation: Evaluation, folder: str | Path) -> list[Path]:
-    """The tables (metrics, per_patient, paired, detectors) and figures (trace_<label>, bars, pareto) in ``folder``."""
+    """The tables (metrics, per_patient, monthly, paired, detectors) and figures (trace_<label>, bars, pareto,
+    monthly) in ``folder``."""
     # matplotlib is loaded when a figure is drawn, not when the module is imported.
     from experiments.evaluation import plots as evaluation_plots
 
@@ -125,7 +130,7 @@ def write_evaluation(evaluation: Evaluation, folder: str | Path) -> list[Path]:
     e = evaluation
     written = evaluation_report.write_tables(folder, e.result, e.summary, e.paired, e.reference, e.meta)
     written += evaluation_plots.write_plots(folder, e.result, e.summary, e.paired, e.reference,
-                                            e.plan.trace_patient, e.title)
+                                            e.plan.trace_patient, f"{e.title}\n{e.plan.frame_text}")
     return written
 
 
@@ -135,7 +140,7 @@ def report_text(evaluation: Evaluation, paired: bool = True) -> str:
     Means with the half-width of their 95% interval across patients;
     latent-reading controllers are marked ``(latent)``.
     """
-    text = evaluation_report.console_table(evaluation.summary)
+    text = evaluation.plan.frame_text + "\n" + evaluation_report.console_table(evaluation.summary)
     if paired:
         text += "\n\n" + evaluation_report.console_paired(evaluation.paired, evaluation.reference)
     return text

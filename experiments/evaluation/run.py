@@ -142,7 +142,7 @@ def _evaluate_and_write(plan: Plan, folder: RunFolder, run_dir: Path, show_progr
     print(
         "\nmean ± half-width of the 95% interval across patients (paired for differences); "
         "'(latent)' reads state no device can sense.\n"
-        f"tables (metrics, per_patient, paired, detectors) and plots (trace_<label>, bars, pareto) in {run_dir}",
+        f"tables (metrics, per_patient, monthly, paired, detectors) and plots (trace_<label>, bars, pareto, monthly) in {run_dir}",
         flush=True,
     )
     return evaluation
