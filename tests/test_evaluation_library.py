@@ -6,7 +6,8 @@ and again into a run folder, builds the report table, refuses bad input with
 its code, and takes the front of a synthetic sweep folder
 (``test_sweeps.synthetic_sweep``); at the end Hydra must not have been
 imported. The run folder's tables are the in-memory evaluation's, bit for
-bit, and its config is the one the command line records.
+bit, and its config is the one the command line records. ``evaluate_config``
+gives exactly what Hydra composes for the same choices.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -108,3 +111,24 @@ def test_evaluation_report_and_sweep_front_from_plain_python_without_hydra(tmp_p
     # The sweep front of a synthetic sweep folder, from each run's validation.
     assert out["front"] == [["3", 5.5, 3.0], ["1", 4.5, 6.0], ["0", 4.0, 9.0]]
     assert out["rows"] == [["0", "0.1", True], ["1", "0.5", True], ["2", "1", False], ["3", "2", True]]
+
+
+@pytest.mark.parametrize("overrides, keys", [
+    ([], {}),
+    (["cohort=validation", "horizon_days=2", "cohort.n_patients=5", "seed=3"],
+     {"cohort": "validation", "horizon_days": 2, "n_patients": 5, "seed": 3}),
+])
+def test_evaluate_config_equals_what_hydra_composes(overrides, keys):
+    import dataclasses
+
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from experiments.config.schema import register
+    from experiments.evaluation import evaluate_config
+
+    register()
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base=None):
+        expected = OmegaConf.to_container(compose(config_name="evaluate", overrides=overrides), resolve=True)
+    got = dataclasses.asdict(evaluate_config(**keys))
+    assert json.dumps(got) == json.dumps(expected)  # same keys, order, values and types

@@ -5,7 +5,8 @@ A tiny PPO run (4 slots, 4 training patients, 2 validation patients for
 subprocess and killed right after its checkpoint at 1,024 steps (the test
 hook ``PAINLOOP_FAULT``, docs/reliability.md); a second script resumes it
 with ``train(resume=True)`` to its budget. Neither script may import Hydra.
-``default_config`` must give exactly what Hydra composes for every agent.
+``default_config`` must give exactly what Hydra composes for every agent and
+for the named experiments.
 """
 
 from __future__ import annotations
@@ -89,29 +90,60 @@ def test_train_from_python_checkpoints_and_resumes_to_the_budget_without_hydra(t
     assert (run_dir / "model.zip").is_file() and (run_dir / "vecnormalize.json").is_file()
 
 
+#: (agent, experiment) pairs checked against Hydra beyond every agent with the default experiment
+#: (None: the experiment's own agent, else train.yaml's).
+EXPERIMENT_CASES = [(None, "smoke"), (None, "continuous_sac"), (None, "memory"), (None, "energy_aware"),
+                    (None, "exportable"), (None, "pareto"), ("ppo", "continuous_sac"), ("dqn", "smoke")]
+
+
 @pytest.fixture(scope="module")
 def composed():
-    """What Hydra composes for ``agent=<name>``, as plain values."""
+    """What Hydra composes for ``agent=<name>`` (every agent) and for ``EXPERIMENT_CASES``, as plain values."""
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
     import experiments.train  # noqa: F401  (registers the schemas)
     from experiments.training.agents import available_agents
 
+    cases = [(name, "default") for name in available_agents()] + EXPERIMENT_CASES
     with initialize_config_dir(config_dir=str(CONF), version_base=None):
-        return {name: OmegaConf.to_container(compose(config_name="train", overrides=[f"agent={name}"]), resolve=True)
-                for name in available_agents()}
+        return {(agent, experiment): OmegaConf.to_container(compose(
+                    config_name="train",
+                    overrides=[f"experiment={experiment}"] + ([f"agent={agent}"] if agent else [])), resolve=True)
+                for agent, experiment in cases}
 
 
 def test_default_config_equals_what_hydra_composes_for_every_agent(composed):
-    from experiments.training.defaults import AGENTS, default_config
+    from experiments.training.defaults import default_config
     from experiments.training.runner import config_dict
 
-    assert sorted(AGENTS) == sorted(composed)
-    for name, expected in composed.items():
+    agents = {agent: expected for (agent, experiment), expected in composed.items() if experiment == "default"}
+    for name, expected in agents.items():
         got = config_dict(default_config(name))
         assert json.dumps(got) == json.dumps(expected), name  # same keys, order, values and types
         assert dataclasses.asdict(default_config(name)) == got
+    assert json.dumps(config_dict(default_config())) == json.dumps(agents["ppo"])  # train.yaml's agent
+
+
+def test_default_config_equals_what_hydra_composes_for_named_experiments(composed):
+    from experiments.training.defaults import default_config
+    from experiments.training.runner import config_dict
+    from simenv.errors import PainloopError
+
+    for agent, experiment in EXPERIMENT_CASES:
+        got = config_dict(default_config(agent, experiment=experiment))
+        assert json.dumps(got) == json.dumps(composed[agent, experiment]), (agent, experiment)
+    smoke = default_config(experiment="smoke")  # conf/experiment/smoke.yaml's keys at the root
+    assert (smoke.total_timesteps, smoke.n_envs, smoke.cohort.n_patients, smoke.validation.n_patients) == (
+        65536, 16, 20, 3)
+    sac = default_config(experiment="continuous_sac")  # its override /agent: sac, and env.action_mode follows
+    assert (sac.agent.name, sac.env.action_mode, sac.n_envs) == ("sac", "continuous", 8)
+    ppo = default_config("ppo", experiment="continuous_sac")  # the caller's agent wins, as on the command line
+    assert (ppo.agent.name, ppo.total_timesteps) == ("ppo", 500000)
+    assert default_config(experiment="energy_aware").reward.energy == 1.0
+    with pytest.raises(PainloopError) as info:
+        default_config(experiment="nope")
+    assert info.value.code == "PL-CONFIG-KEY" and "available experiment options" in str(info.value)
 
 
 def test_train_refuses_arguments_that_do_not_fit_together(tmp_path):
