@@ -86,7 +86,8 @@ def test_evaluation_report_and_sweep_front_from_plain_python_without_hydra(tmp_p
     assert out["paired"][0] == ["continuous", 0.0] and out["paired"][1][1] != 0.0
     assert out["objective"] == out["run_objective"]
     table = out["table"].splitlines()
-    assert table[0].startswith("controller") and table[2].startswith("continuous") and table[3].startswith("thr")
+    assert table[0] == "frame custom: 0.05 scored days from a naive start, no warm-up"  # every table names its frame
+    assert table[1].startswith("controller") and table[3].startswith("continuous") and table[4].startswith("thr")
     assert any(line.startswith("vs continuous") for line in table)
 
     # With a run folder: the command's files and console tables, the same numbers bit for bit.
