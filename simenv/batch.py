@@ -105,6 +105,15 @@ class PainStimBatch:
         self.action_space = action_space_for(s)
         self.observation_space = observation_space_for(s)
 
+    def set_reward_weights(self, reward: RewardWeights) -> None:
+        """Weigh the reward terms with ``reward`` from the next decision on.
+
+        A constrained training changes the energy weight between rollouts
+        (``experiments.training.budget_multiplier``); nothing else changes.
+        """
+        self.reward_weights = reward
+        self._w = np.array(reward.as_tuple())
+
     # ------------------------------------------------------------- actions
     def amplitudes_for(
         self,

@@ -72,6 +72,24 @@ class ValidationConfig:
     trace_patient: int = MISSING
 
 
+@dataclass
+class BudgetConfig:
+    """``budget``: a constrained training, the energy weight adapted until an energy budget holds.
+
+    At most one of ``energy_j_per_day`` and ``battery_life_years`` (both null:
+    no budget, the reward's own ``reward.energy``). The multiplier replaces
+    ``reward.energy`` in the training reward only, so that key must stay at its
+    default; ``experiments.training.budget`` checks and converts,
+    ``experiments.training.budget_multiplier`` adapts.
+    """
+
+    energy_j_per_day: Optional[float] = None  # noqa: UP045
+    battery_life_years: Optional[float] = None  # noqa: UP045
+    initial_multiplier: float = 0.2
+    multiplier_lr: float = 0.05
+    update_freq: int = 8192
+
+
 # -- agents --------------------------------------------------------------------------------------
 @dataclass
 class PolicyNetConfig:
@@ -224,6 +242,12 @@ class TrainConfig:
     torch_threads: int = 1
     objective: str = "reward"  # what a sweeper gets back: reward | pain_energy (experiments.sweeps.objective)
     redo: bool = False  # train again a run folder that holds a finished run (experiments.sweeps.rerun)
+    budget: BudgetConfig = field(default_factory=BudgetConfig)  # no budget unless set (experiments.training.budget)
+
+
+#: Top-level keys added after run folders were first recorded, with the value a run without them had
+#: (``experiments.sweeps.rerun.comparable``: an older recorded config still compares equal).
+KEYS_ADDED_LATER: dict[str, Any] = {"budget": dataclasses.asdict(BudgetConfig())}
 
 
 #: Config groups of the train command: key -> folder of options under conf/.

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from experiments.common.run_folder import RUN_FILE, STATUS_FILE, read_status
+from experiments.config.train_schema import KEYS_ADDED_LATER
 from experiments.training import folder as tf
 from simenv.settings import with_added_settings
 
@@ -34,10 +35,14 @@ def comparable(config: dict, volatile: tuple[str, ...] = VOLATILE) -> dict:
     """``config`` without the keys that may change between a run and its re-run.
 
     A training config recorded before an env setting existed (``env.observation``) is
-    given the value it ran with (``simenv.settings.SETTINGS_ADDED_LATER``), so it still
-    compares equal to the same training asked for today.
+    given the value it ran with (``simenv.settings.SETTINGS_ADDED_LATER``), and one
+    recorded before a top-level key existed (``budget``) that key's default
+    (``experiments.config.train_schema.KEYS_ADDED_LATER``), so it still compares
+    equal to the same training asked for today.
     """
     out = {k: v for k, v in config.items() if k not in volatile}
+    if "env" in out:  # a training config: keys it lacks ran at their later default (``budget``)
+        out = {**KEYS_ADDED_LATER, **out}
     if isinstance(out.get("env"), dict):
         out["env"] = with_added_settings(out["env"])
     return out

@@ -37,6 +37,7 @@ class Built:
     metrics: tf.MetricsTable
     env_seed: int
     resumed: bool  # the folder already held this training (resume, requeue, re-run)
+    multiplier: Any = None  # budget mode: experiments.training.budget_multiplier.EnergyMultiplier
 
 
 def _derived_seed(seed: int, timesteps: int) -> int:
@@ -54,6 +55,7 @@ def build(plan: TrainPlan, run_dir: Path, existing: ResumeState | None) -> Built
 
     from agents.atomic_io import remove_temporaries
     from agents.sb3_vec_env import PainStimSB3VecEnv
+    from experiments.training import budget_multiplier
     from experiments.training.agents import build_model, load_model
     from experiments.training.callbacks import METRIC_COLUMNS
     from experiments.training.validation import Validator
@@ -112,4 +114,5 @@ def build(plan: TrainPlan, run_dir: Path, existing: ResumeState | None) -> Built
     validator = Validator(plan.val_patients, plan.val_settings, plan.reward, plan.val_cohort["seed"],
                           plan.trace_patient, recurrent=plan.algo.recurrent)
     metrics = tf.MetricsTable(run_dir / tf.METRICS, METRIC_COLUMNS)
-    return Built(model, venv, validator, start, resumed_from, metrics, seed, existing is not None)
+    multiplier = budget_multiplier.start(plan.energy_budget, venv, run_dir, start)
+    return Built(model, venv, validator, start, resumed_from, metrics, seed, existing is not None, multiplier)

@@ -6,6 +6,9 @@ rollouts and, for off-policy agents, the replay buffer holds exactly those
 steps. So a checkpoint taken there resumes without losing or repeating a
 step. At a boundary the callback, in order:
 
+0. in budget mode, updates the energy multiplier when due
+   (``experiments.training.budget_multiplier``; it books every step's
+   energy in ``_on_step``);
 1. on a stop signal (``StopSignals``): checkpoints and stops the training;
 2. validates when ``eval_freq`` steps have passed (and once at the start):
    ``metrics.csv``, TensorBoard scalars and the trace image, the best model;
@@ -17,7 +20,10 @@ validation patients), ``validation_terms/<term>`` (reward terms, mean per
 decision, unweighted), ``validation_reward_per_day/<term>`` (each term's
 weighted contribution; they add up to ``validation/reward_per_day``),
 ``validation/trace_day`` (image), ``perf/train_fps`` and
-``perf/validation_s``, ``config/hyperparameters`` (text); SB3's own
+``perf/validation_s``, ``config/hyperparameters`` (text), in budget mode
+``budget/*`` (multiplier, measured and target energy, and whether each
+validation meets the budget; its best model is the lowest pain within the
+budget, ``experiments.training.budget.better``); SB3's own
 ``rollout/``, ``time/`` and ``train/`` scalars come through its logger.
 """
 
@@ -77,6 +83,7 @@ class TrainingCallback(BaseCallback):
         show_progress: bool | None = None,
         title: str = "train",
         hyperparameter_table: str = "",
+        multiplier: Any = None,
     ) -> None:
         super().__init__(verbose=0)
         self.run_dir = Path(run_dir)
@@ -98,6 +105,7 @@ class TrainingCallback(BaseCallback):
         self.show_progress = show_progress
         self.title = title
         self.hyperparameter_table = hyperparameter_table
+        self.multiplier = multiplier  # budget mode (experiments.training.budget_multiplier), else None
         self.stopped = False
         self.stop_timesteps: int | None = None
         self.last_checkpoint: str | None = None
@@ -129,6 +137,8 @@ class TrainingCallback(BaseCallback):
         self.boundary()
 
     def _on_step(self) -> bool:
+        if self.multiplier is not None:
+            self.multiplier.observe()
         if self._bar is not None:
             self._bar.update(self.model.n_envs)
         return not self.stopped
@@ -143,6 +153,8 @@ class TrainingCallback(BaseCallback):
         if self.stopped:
             return
         n = int(self.model.num_timesteps)
+        if self.multiplier is not None:  # first: a checkpoint at this boundary holds the updated multiplier
+            self.multiplier.update(n, self.writer)
         if self.signals.requested:
             self.checkpoint(n)
             self.stopped = True
@@ -160,6 +172,8 @@ class TrainingCallback(BaseCallback):
     def finish(self) -> None:
         """After ``learn`` returned at the budget: a last validation if the final step has none."""
         n = int(self.model.num_timesteps)
+        if self.multiplier is not None:
+            self.multiplier.update(n, self.writer)
         if self.last_validation != n:
             self.validate(n)
         self.heartbeat(n, force=True)
@@ -177,6 +191,8 @@ class TrainingCallback(BaseCallback):
 
     def checkpoint(self, n: int) -> Path:
         t = time.perf_counter()
+        if self.multiplier is not None:  # before the model zip, which completes the checkpoint
+            self.multiplier.save(self.run_dir, n)
         path = tf.save_checkpoint(self.model, self.vecnormalize, self.run_dir, n, self.off_policy)
         self.last_checkpoint = str(path.relative_to(self.run_dir))
         self.next_checkpoint = _next_multiple(n, self.checkpoint_freq)
@@ -196,7 +212,8 @@ class TrainingCallback(BaseCallback):
         fps = self._train_fps(n, t)
         result = self.validator.run(self.model, self.vecnormalize.normalize_obs)
         m = result.metrics
-        is_best = m["reward_per_day"] > self.best_reward
+        # Budget mode: the lowest pain within the budget (experiments.training.budget.better).
+        is_best = m["reward_per_day"] > self.best_reward if self.multiplier is None else self.multiplier.is_best(m)
         if is_best:
             self.best_reward = m["reward_per_day"]
             tf.save_model(
@@ -209,6 +226,8 @@ class TrainingCallback(BaseCallback):
         for name, value in m.items():
             w.add_scalar(f"validation/{name}", value, n)
         w.add_scalar("validation/best_reward_per_day", self.best_reward, n)
+        if self.multiplier is not None:
+            w.add_scalar("budget/validation_meets_budget", float(self.multiplier.meets(m)), n)
         for term in TERMS:
             w.add_scalar(f"validation_terms/{term}", result.terms[term], n)
             w.add_scalar(f"validation_reward_per_day/{term}", result.term_reward_per_day[term], n)

@@ -35,6 +35,8 @@ def learn(plan: TrainPlan, built: Built, folder: RunFolder, signals: StopSignals
     start = built.start_timesteps
     kept = built.metrics.keep_until(start) if built.resumed else []
     rewards = [r["reward_per_day"] for r in kept if math.isfinite(r.get("reward_per_day", math.nan))]
+    multiplier = built.multiplier  # budget mode: its own rule for the best model, replayed over the kept rows
+    best_reward = multiplier.restore_best(kept) if multiplier is not None else max(rewards) if rewards else -math.inf
     callback = TrainingCallback(
         run_dir=run_dir,
         folder=folder,
@@ -48,12 +50,13 @@ def learn(plan: TrainPlan, built: Built, folder: RunFolder, signals: StopSignals
         checkpoint_freq=plan.checkpoint_freq,
         off_policy=plan.algo.off_policy,
         metrics=built.metrics,
-        best_reward=max(rewards) if rewards else -math.inf,
+        best_reward=best_reward,
         last_validation=int(kept[-1]["timesteps"]) if kept else None,
         wall_offset_s=float(kept[-1].get("wall_time_s", 0.0)) if kept else 0.0,
         show_progress=plan.config.get("progress_bar") if show_progress is None else show_progress,
         title=f"{plan.agent} seed {plan.seed}",
         hyperparameter_table=hyperparameter_table(plan),
+        multiplier=multiplier,
     )
     what = (f"resuming at {start:,} steps from {built.resumed_from}" if built.resumed_from
             else f"fine-tuning {plan.finetune.path} ({plan.finetune.model.name})" if plan.finetune else "new run")
@@ -64,6 +67,9 @@ def learn(plan: TrainPlan, built: Built, folder: RunFolder, signals: StopSignals
         f"); {what}; run folder {run_dir}",
         flush=True,
     )
+    if multiplier is not None:
+        multiplier.begin(start, writer, built.resumed)
+        print(f"painloop train: {plan.energy_budget.describe()}; multiplier now {multiplier.value:g}", flush=True)
     t0 = time.perf_counter()
     try:
         if start < plan.budget:

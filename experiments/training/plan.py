@@ -29,6 +29,7 @@ from experiments.training.agents import (
     round_budget,
     sb3_hyperparams,
 )
+from experiments.training.budget import EnergyBudget, make_budget
 from simenv.errors import PainloopError
 
 #: Settings that shape the policy's observation or action: a fine-tuned model keeps its source's.
@@ -67,6 +68,7 @@ class TrainPlan:
     checkpoint_freq: int
     trace_patient: int
     finetune: FinetuneSource | None
+    energy_budget: EnergyBudget | None = None  # budget mode (experiments.training.budget); None: the reward's weight
 
 
 def _whole(config: dict, key: str, low: int, name: str | None = None) -> int:
@@ -215,5 +217,5 @@ def make_plan(config: dict) -> TrainPlan:
     finetune = _finetune_source(config, agent, algo, settings) if config.get("finetune_from") else None
     return TrainPlan(config, agent, algo, agent_cfg, hyperparams, settings, val_settings, reward, train_patients,
                      train_cohort, val_patients, val_cohort, seed, n_envs, rollout, budget, requested, eval_freq,
-                     checkpoint_freq, int(trace), finetune)
+                     checkpoint_freq, int(trace), finetune, energy_budget=make_budget(config, train_patients))
 

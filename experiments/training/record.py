@@ -75,6 +75,8 @@ def record_run(plan: TrainPlan, folder: RunFolder, built: Built, argv: Sequence[
         # trust_run_folder is a permission of one command line, not a setting of the training.
         "config": {k: v for k, v in plan.config.items() if k != "trust_run_folder"},
     }
+    if plan.energy_budget is not None:  # budget mode only: a run without a budget records what it always did
+        train_config["energy_budget"] = dataclasses.asdict(plan.energy_budget)
     write_json_atomic(run_dir / tf.TRAIN_CONFIG, train_config)
     seeds = {
         "seed": plan.seed,
@@ -99,6 +101,8 @@ def hyperparameter_table(plan: TrainPlan) -> str:
                               f"x {plan.train_cohort['n_patients']}"),
              ("validation", f"{plan.val_cohort['name']} x {plan.val_cohort['n_patients']}, "
                             f"{plan.val_cohort['horizon_days']:g} d, {plan.val_cohort['initial_state']}")]
+    if plan.energy_budget is not None:
+        rows += [(f"energy_budget.{k}", v) for k, v in dataclasses.asdict(plan.energy_budget).items()]
     if plan.finetune is not None:
         rows.append(("finetune_from", f"{plan.finetune.path} ({plan.finetune.model.name})"))
     return "| key | value |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in rows)

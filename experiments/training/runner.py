@@ -137,7 +137,8 @@ def run(
     folder.finish(
         result={
             "objective": objective,
-            "objective_name": "best mean validation reward per day",
+            "objective_name": "best mean validation reward per day" if plan.energy_budget is None else
+            "mean validation reward per day of the best model (lowest pain within the energy budget)",
             "timesteps": outcome["timesteps"],
             "final_validation": outcome["final_validation"],
             "wall_s": time.perf_counter() - t0,
