@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from agents.atomic_io import save_figure_atomic
-from experiments.sweeps.front import front_curve, non_dominated
+from experiments.evaluation.front_math import front_curve, non_dominated
 
 DPI = 110
 LABELS = {

@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from experiments.common.run_folder import write_json_atomic
-from experiments.sweeps.front import GoalPoint, compare_fronts, distinct_points, non_dominated
+from experiments.evaluation.front_math import non_dominated
+from experiments.sweeps.front import GoalPoint, compare_fronts, distinct_points
 from experiments.sweeps.options import ReportOptions, check_options
 from experiments.sweeps.paired import evaluate_sweep
 from experiments.sweeps.runs import ENERGY, PAIN, SIDE, SweepRun, as_float
