@@ -94,19 +94,20 @@ def dual_label(duty: float) -> str:
     return f"dual_threshold_duty{duty:g}"
 
 
-def _from_file(name: str, label: str, **params: Any) -> ControllerSpec:
+def controller_from_file(name: str, label: str, **params: Any) -> ControllerSpec:
+    """``conf/controller/<name>.yaml`` (the evaluate command's reader) labelled ``label``, ``params`` overridden."""
     spec = load_controller(name, label)
     return ControllerSpec(label, spec.kind, {**spec.params, **params})
 
 
 def front_specs(grid: FrontGrid = FrontGrid()) -> dict[str, list[ControllerSpec]]:
     """Each family's controllers in grid order, and ``references`` (off, continuous, threshold as in their files)."""
-    cycling = [_from_file("cycling", cycling_label(p, d), on_s=round(d * p, 6), off_s=round((1 - d) * p, 6))
+    cycling = [controller_from_file("cycling", cycling_label(p, d), on_s=round(d * p, 6), off_s=round((1 - d) * p, 6))
                for p in grid.cycling_periods_s for d in grid.cycling_duties]
     return {
-        "threshold": [_from_file("threshold", threshold_label(d), target_duty=float(d)) for d in grid.threshold_duties],
+        "threshold": [controller_from_file("threshold", threshold_label(d), target_duty=float(d)) for d in grid.threshold_duties],
         "cycling": cycling,
-        "dual_threshold": [_from_file("dual_threshold", dual_label(d), target_duty=float(d)) for d in grid.dual_duties],
+        "dual_threshold": [controller_from_file("dual_threshold", dual_label(d), target_duty=float(d)) for d in grid.dual_duties],
         "references": [load_controller(name, name) for name in REFERENCES],
     }
 
