@@ -422,6 +422,8 @@ def test_the_report_refuses_a_bad_baseline_before_writing(tmp_path):
     assert bad.returncode == 2 and "PL-CONTROLLER-PARAM" in bad.stderr
     bad = command("sweep_report", str(tmp_path), "--cycling-duties", "1")
     assert bad.returncode == 2 and "PL-CONTROLLER-PARAM" in bad.stderr and "cycling_duties" in bad.stderr
+    bad = command("sweep_report", str(tmp_path), "--cycling-periods-s", "40")
+    assert bad.returncode == 2 and "PL-CONTROLLER-PARAM" in bad.stderr and "on_s" in bad.stderr
     bad = command("sweep_report", str(tmp_path), "--frame", "decade")
     assert bad.returncode == 2 and "PL-CONFIG-VALUE" in bad.stderr and "long_term" in bad.stderr
     bad = command("sweep_report", str(tmp_path), "--warmup-days", "-1")

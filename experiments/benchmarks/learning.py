@@ -91,15 +91,15 @@ class LearningOptions:
 
     @property
     def warmup(self) -> float:
-        from agents.evaluation_frames import frame_named
+        from experiments.evaluation.fronts import frame_days
 
-        return frame_named(self.frame).warmup_days if self.warmup_days is None else float(self.warmup_days)
+        return frame_days(self.frame, self.warmup_days, self.test_days)[0]
 
     @property
     def scored_days(self) -> float:
-        from agents.evaluation_frames import frame_named
+        from experiments.evaluation.fronts import frame_days
 
-        return frame_named(self.frame).horizon_days if self.test_days is None else float(self.test_days)
+        return frame_days(self.frame, self.warmup_days, self.test_days)[1]
 
     @property
     def tune_scored_days(self) -> float:

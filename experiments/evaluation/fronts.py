@@ -161,6 +161,20 @@ def fronts_from_result(result: EvaluationResult, specs: dict[str, list[Controlle
     return BaselineFronts(result, fronts, frame_text, cohort, wall_s, families)
 
 
+def frame_days(frame: str, warmup_days: float | None = None, horizon_days: float | None = None) -> tuple[float, float]:
+    """(warm-up days, scored days) of the named ``frame``, either overridden when given; checked.
+
+    ``PL-CONFIG-VALUE`` for an unknown frame, ``PL-EVAL-WARMUP`` for a
+    warm-up that is not a finite number >= 0.
+    """
+    from agents.evaluation_frames import frame_named
+    from agents.evaluation_window import check_warmup_days
+
+    named = frame_named(frame)
+    warm = check_warmup_days(named.warmup_days if warmup_days is None else warmup_days)
+    return warm, named.horizon_days if horizon_days is None else float(horizon_days)
+
+
 def evaluate_fronts(
     cohort: str = "test",
     n_patients: int = 100,
@@ -185,15 +199,12 @@ def evaluate_fronts(
     pairs them with the fronts.
     """
     from agents.evaluation import evaluate
-    from agents.evaluation_frames import describe_frame, frame_named
+    from agents.evaluation_frames import describe_frame
     from agents.evaluation_pool import resolve_jobs
-    from agents.evaluation_window import check_warmup_days
     from simenv.cohort import load_preset
     from simenv.settings import EnvSettings
 
-    named = frame_named(frame)
-    warm = check_warmup_days(named.warmup_days if warmup_days is None else warmup_days)
-    days = named.horizon_days if horizon_days is None else float(horizon_days)
+    warm, days = frame_days(frame, warmup_days, horizon_days)
     settings = EnvSettings(action_mode="on_off", dt_s=float(dt_s), horizon_days=days, initial_state="naive")
     specs = front_specs(grid)
     every = [s for group in specs.values() for s in group] + list(extra_specs)

@@ -63,15 +63,15 @@ class ReportOptions:
 
     @property
     def warmup(self) -> float:
-        from agents.evaluation_frames import frame_named
+        from experiments.evaluation.fronts import frame_days
 
-        return frame_named(self.frame).warmup_days if self.warmup_days is None else float(self.warmup_days)
+        return frame_days(self.frame, self.warmup_days, self.days)[0]
 
     @property
     def scored_days(self) -> float:
-        from agents.evaluation_frames import frame_named
+        from experiments.evaluation.fronts import frame_days
 
-        return frame_named(self.frame).horizon_days if self.days is None else float(self.days)
+        return frame_days(self.frame, self.warmup_days, self.days)[1]
 
     def grid(self):
         """The baseline fronts' grid (``FrontGrid``; ``PL-CONTROLLER-PARAM`` on a bad value)."""
@@ -108,14 +108,15 @@ def check_options(opts: ReportOptions) -> list[SweepRun]:
         bad = [d for d in opts.duties if not 0.0 < d < 1.0]
         if bad:
             raise PainloopError("PL-CONTROLLER-PARAM", f"--duties {bad}; allowed: target duties in (0, 1).")
-        opts.grid()
+        from experiments.evaluation.fronts import front_specs
+
+        for spec in front_specs(opts.grid())["cycling"]:  # on and off parts of at least one 30 s step
+            spec.build(30.0, opts.seed)
         if opts.patients < 1:
             raise PainloopError("PL-COHORT-SIZE", f"--patients {opts.patients}; allowed: at least 1.")
+        # An unknown frame and a warm-up that is not a finite number >= 0 are refused as the days are read.
         if not opts.scored_days > 0:
             raise PainloopError("PL-ENV-ARG", f"--days {opts.days}; allowed: a number of days > 0.")
-        from agents.evaluation_window import check_warmup_days
-
-        check_warmup_days(opts.warmup)
         if not 0 <= opts.energy_tolerance < 1:
             raise PainloopError("PL-CONFIG-VALUE", f"--energy-tolerance {opts.energy_tolerance}; allowed: a share "
                                 "in [0, 1), e.g. 0.05.")
