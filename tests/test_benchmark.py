@@ -125,7 +125,15 @@ def test_evaluation_section_quick_writes_json(tmp_path, capsys):
     assert fig["controllers"] == list(evaluation.BASELINES) and len(fig["controllers"]) == 7
     assert fig["median"] > 0 and fig["n_patients"] == 4
     assert [f["key"] for f in report["floors"]] == ["evaluation_wall_s"]
-    assert "controller-patient-days/s" in capsys.readouterr().out
+    long_term = report["results"]["evaluation_long_term"]  # beside the 7-day figure: 8 controllers, warm-up first
+    assert long_term["controllers"] == list(evaluation.LONG_TERM_CONTROLLERS) and len(long_term["controllers"]) == 8
+    assert long_term["n_repeats"] == 1 and long_term["median"] > 0 and long_term["warmup_days"] > 0
+    assert long_term["jobs"] == 2 and long_term["load_average_after"] is not None
+    targets = {t["key"]: t for t in report["targets"]}
+    assert targets["evaluation_long_term_wall_s"]["threshold"] == 90.0
+    assert targets["evaluation_long_term_wall_s"]["source"] == "issue 15"
+    printed = capsys.readouterr().out
+    assert "controller-patient-days/s" in printed and "frame custom: 0.5 days of warm-up" in printed
 
 
 def test_unknown_section_exits_2(capsys):
@@ -153,16 +161,21 @@ def test_learning_section_quick_writes_json(tmp_path, capsys):
     assert train["wall_s"] > 0 and train["train_fps"] > 0
     assert (runs / "runs" / "ppo_s0" / "best_model.zip").is_file()
 
+    assert train["best_at_timesteps"] is not None and train["best_at_wall_s"] is not None  # the time to the goal
+    assert report["settings"]["frame"] == "long_term" and report["settings"]["warmup_days"] > 0
+
     tuning = res["threshold_tuning"]
-    assert tuning["cohort"] == "validation"
+    assert tuning["cohort"] == "validation" and "warm-up" in tuning["frame_text"]
     assert [r["target_duty"] for r in tuning["sweep"]] == [0.3, 0.7]
     assert tuning["best_target_duty"] in (0.3, 0.7)
     assert tuning["best_reward_per_day"] == max(r["reward_per_day"] for r in tuning["sweep"])
 
     ev = res["evaluation"]
     labels = [r["controller"] for r in ev["controllers"]]
-    assert labels == ["continuous", "cycling", "threshold", "threshold_tuned", "ppo_s0"]
-    assert ev["cohort"] == "test" and ev["n_patients"] == 4
+    assert labels == ["off", "continuous", "threshold", "threshold_tuned", "ppo_s0"]
+    assert ev["cohort"] == "test" and ev["n_patients"] == 4 and ev["frame"] == "long_term"
+    assert ev["frame_text"].startswith("frame custom: 0.25 days of warm-up")  # --quick shortens the long-term frame
+    assert {r["family"] for r in ev["fronts"]} == {"threshold", "cycling", "dual_threshold", "references"}
     for row in ev["controllers"]:
         for m in ("reward_per_day", "mean_pain_nrs", "stim_energy_j_per_day", "duty_cycle"):
             assert row[f"{m}_ci_low"] <= row[m] <= row[f"{m}_ci_high"], (row["controller"], m)
@@ -172,10 +185,23 @@ def test_learning_section_quick_writes_json(tmp_path, capsys):
     expected = (diff["reward_per_day_diff_ci_low"] > 0 and diff["mean_pain_nrs_diff"] <= 0.2
                 and diff["stim_energy_j_per_day_diff"] <= 0)
     assert goal["met"] is expected
-    assert [t["key"] for t in report["targets"]] == ["goal_ppo_s0"]
+    (lt,) = ev["long_term_goals"]
+    cont = next(r for r in ev["paired_differences"]["continuous"] if r["controller"] == "ppo_s0")
+    assert lt["beats_continuous"]["pain_vs_continuous"]["diff"] == pytest.approx(cont["mean_pain_nrs_diff"])
+    assert lt["beats_continuous"]["met"] is (cont["mean_pain_nrs_diff_ci_high"] < 0
+                                             and lt["beats_continuous"]["energy_share_of_continuous"] <= 0.6)
+    families = [c["family"] for c in lt["front"]["comparisons"]]
+    assert families == ["threshold", "cycling", "dual_threshold", "off", "continuous"]
+    compared = [c for c in lt["front"]["comparisons"] if c["verdict"] != "not compared"]
+    assert lt["front"]["met"] is (bool(compared) and all(c["diff"] <= 0 for c in compared))
+    thr = next(r for r in ev["paired_differences"]["threshold"] if r["controller"] == "ppo_s0")
+    assert lt["high_pain_vs_threshold"]["diff"] == pytest.approx(thr["high_pain_fraction_diff"])
+    assert lt["met"] is (lt["beats_continuous"]["met"] and lt["front"]["met"] and lt["high_pain_vs_threshold"]["met"])
+    assert [t["key"] for t in report["targets"]] == ["goal_ppo_s0", "long_term_goal_ppo_s0"]
 
     printed = capsys.readouterr().out
     assert "threshold_tuned" in printed and "learned - calibrated threshold" in printed
+    assert "long-term issue's goals" in printed and "time to the goal" in printed and "baseline fronts" in printed
 
 
 @pytest.mark.parametrize(
@@ -185,6 +211,9 @@ def test_learning_section_quick_writes_json(tmp_path, capsys):
         (["--budget-steps", "lots"], "--budget-steps"),
         (["--agents", "ppo", "--budget-steps", "a2c=1000"], "--budget-steps"),
         (["--seeds", "0"], "--seeds"),
+        (["--frame", "decade"], "--frame"),
+        (["--experiment", "nosuchexperiment"], "--experiment"),
+        (["--warmup-days", "-1"], "--warmup-days"),
     ],
 )
 def test_learning_section_bad_options_exit_2(tmp_path, capsys, extra, message):

@@ -27,7 +27,9 @@ TINY_TRAIN = ["n_envs=4", "cohort.n_patients=4", "validation.n_patients=2", "val
               "progress_bar=false", "agent.hyperparams.n_steps=64", "agent.hyperparams.batch_size=64",
               "total_timesteps=512", "eval_freq=256", "checkpoint_freq=100000"]
 TINY_EVAL = ["frame=week", "controllers=[continuous,threshold]", "cohort.n_patients=2", "horizon_days=0.05"]
-TINY_REPORT = ["--patients", "2", "--days", "0.05", "--duties", "0.3", "0.7", "--baselines", "off", "continuous"]
+TINY_REPORT = ["--patients", "2", "--warmup-days", "0.05", "--days", "0.05", "--duties", "0.3", "0.7",
+               "--cycling-periods-s", "600", "--cycling-duties", "0.5", "--dual-duties", "0.5",
+               "--baselines", "off", "continuous"]
 
 
 def env() -> dict[str, str]:
@@ -185,6 +187,97 @@ def test_sweep_front_is_the_reports_front_without_writing(tmp_path):
     assert [r["run"] for r in read_csv(tmp_path / "report" / "sweep_table.csv")] == ["0", "1", "2", "3"]
 
 
+def budget_sweep(root: Path) -> Path:
+    """The synthetic sweep with an energy budget per run: runs 0 and 1 in their overrides, run 2 in run.json."""
+    sweep = synthetic_sweep(root)
+    for i, budget in ((0, 2.0), (1, 4.0)):
+        overrides = sweep / str(i) / ".hydra" / "overrides.yaml"
+        overrides.write_text(overrides.read_text() + f"- budget.energy_j_per_day={budget}\n")
+    (sweep / "2" / "run.json").write_text(json.dumps({"config": {"budget": {"energy_j_per_day": 6.0}}}))
+    return sweep
+
+
+def test_a_runs_budget_comes_from_its_config_or_its_overrides(tmp_path):
+    from experiments.sweeps.budgets import run_budget
+    from experiments.sweeps.runs import read_sweep
+
+    runs = {r.name: r for r in read_sweep(budget_sweep(tmp_path / "sweep"))}
+    assert {name: run_budget(r) for name, r in runs.items()} == {"0": 2.0, "1": 4.0, "2": 6.0, "3": None}
+
+
+def test_the_report_evaluates_the_baseline_fronts_in_the_long_term_frame(tmp_path):
+    """A budget sweep without models: the fronts are evaluated (long-term frame, shortened), each budget listed."""
+    from experiments.sweeps import ReportOptions, build_report, render
+
+    sweep = budget_sweep(tmp_path / "sweep")
+    opts = ReportOptions(path=sweep, out=tmp_path / "report", patients=2, warmup_days=0.05, days=0.05,
+                         duties=(0.3, 0.7), cycling_periods_s=(600.0, 1800.0), cycling_duties=(0.35, 0.7),
+                         dual_duties=(0.5,), baselines=("off", "continuous", "cycling_5min"))
+    assert opts.frame == "long_term"
+    report = build_report(opts, log=lambda m: None)
+    ev = report["evaluation"]
+    assert ev["frame"] == "long_term" and ev["frame_text"].startswith("frame custom: 0.05 days of warm-up")
+    assert [t["target_duty"] for t in ev["threshold"]] == [0.3, 0.7]
+    assert [(c["period_s"], c["duty"]) for c in ev["cycling"]] == [(600.0, 0.35), (600.0, 0.7), (1800.0, 0.35),
+                                                                   (1800.0, 0.7)]
+    assert [d["label"] for d in ev["dual_threshold"]] == ["dual_threshold_duty0.5"]
+    assert [b["label"] for b in ev["baselines"]] == ["off", "continuous", "cycling_5min"]
+    assert set(ev["envelopes"]) == {"threshold", "cycling", "dual_threshold", "off", "continuous"}
+    assert ev["envelopes"]["dual_threshold"] == ["dual_threshold_duty0.5"]
+    rows = report["budgets"]["rows"]
+    assert [(r["run"], r["model"], r["budget_j_per_day"]) for r in rows] == [
+        ("0", "best", 2.0), ("0", "final", 2.0), ("1", "best", 4.0), ("1", "final", 4.0), ("2", "best", 6.0),
+        ("2", "final", 6.0)]
+    assert not any(r["evaluated"] for r in rows)  # the synthetic runs hold no model
+    baselines = read_csv(tmp_path / "report" / "baselines.csv")
+    assert len(baselines) == 2 + 4 + 1 + 3 and {r["family"] for r in baselines[:7]} == {
+        "threshold", "cycling", "dual_threshold"}
+    assert [r["run"] for r in read_csv(tmp_path / "report" / "budgets.csv")] == ["0", "0", "1", "1", "2", "2"]
+    assert (tmp_path / "report" / "pareto_energy.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    text = render(report)
+    assert "baseline fronts" in text and "frame custom" in text and "budget 4.00 J/day: not evaluated" in text
+
+
+def test_the_budget_table_compares_each_policy_with_the_fronts_paired(tmp_path):
+    """Synthetic per-patient values: one policy keeps its budget and beats the fronts, one misses both."""
+    import numpy as np
+
+    from agents.evaluation_result import EvaluationResult
+    from experiments.evaluation.front_math import Front
+    from experiments.evaluation.fronts import BaselineFronts
+    from experiments.sweeps.budgets import budget_rows, render_budgets
+    from experiments.sweeps.runs import read_sweep
+
+    def metrics(energy: float, pains: list[float]) -> dict[str, np.ndarray]:
+        return {"stim_energy_j_per_day": np.array([energy, energy]), "mean_pain_nrs": np.array(pains)}
+
+    per_patient = {"a": metrics(1.0, [6.0, 7.0]), "b": metrics(5.0, [5.0, 6.0]),
+                   "run_0": metrics(2.0, [5.5, 6.3]),  # budget 2: met; front at 2.1 J/day: 6.475 -> at or below
+                   "run_1": metrics(4.6, [5.9, 6.3])}  # budget 4: 15% over; front at 4.83 J/day: 5.5425 -> above
+    result = EvaluationResult(labels=list(per_patient), patients=[None, None], per_patient=per_patient,
+                              uses_latent={}, horizon_days=28.0, seed=0)
+    fronts = BaselineFronts(result, {"threshold": Front("threshold", {k: per_patient[k] for k in ("a", "b")})},
+                            "frame long_term", "test")
+    runs = [r for r in read_sweep(budget_sweep(tmp_path / "sweep")) if r.name in ("0", "1")]
+    rows = budget_rows(runs, fronts, ["best"])
+    met, missed = rows
+    assert met["budget_met"] and met["at_or_below_every_front"] and met["miss"] == ""
+    assert met["threshold_front_pain_nrs"] == pytest.approx(6.5 - 1.1 / 4) and met["threshold_verdict"] == "at or below"
+    assert met["threshold_diff_nrs"] == pytest.approx(5.9 - (6.5 - 0.275))
+    assert not missed["budget_met"] and missed["energy_over_budget"] == pytest.approx(0.15)
+    assert missed["threshold_verdict"] == "above" and not missed["at_or_below_every_front"]
+    assert missed["miss"].startswith("energy +15% over the budget; threshold front lower by 0.558 NRS")
+    text = "\n".join(render_budgets(rows, ["threshold"], "frame long_term"))
+    assert "budget 2.00 J/day, energy 2.00 (+0%) -> met" in text and "MISSED" in text
+
+
+def test_the_reports_default_grids_are_the_fronts(tmp_path):
+    from experiments.evaluation.fronts import FrontGrid
+    from experiments.sweeps import ReportOptions
+
+    assert ReportOptions(path=tmp_path).grid() == FrontGrid()
+
+
 def test_the_report_reads_running_and_stale_runs(tmp_path):
     """States come from status.json: a dead job's old heartbeat is 'stale', a fresh one 'running'."""
     from experiments.common.run_folder import RunFolder
@@ -327,6 +420,14 @@ def test_the_report_refuses_a_bad_baseline_before_writing(tmp_path):
     assert bad.returncode == 2 and "PL-CONTROLLER-UNKNOWN" in bad.stderr
     bad = command("sweep_report", str(tmp_path), "--duties", "1.5")
     assert bad.returncode == 2 and "PL-CONTROLLER-PARAM" in bad.stderr
+    bad = command("sweep_report", str(tmp_path), "--cycling-duties", "1")
+    assert bad.returncode == 2 and "PL-CONTROLLER-PARAM" in bad.stderr and "cycling_duties" in bad.stderr
+    bad = command("sweep_report", str(tmp_path), "--cycling-periods-s", "40")
+    assert bad.returncode == 2 and "PL-CONTROLLER-PARAM" in bad.stderr and "on_s" in bad.stderr
+    bad = command("sweep_report", str(tmp_path), "--frame", "decade")
+    assert bad.returncode == 2 and "PL-CONFIG-VALUE" in bad.stderr and "long_term" in bad.stderr
+    bad = command("sweep_report", str(tmp_path), "--warmup-days", "-1")
+    assert bad.returncode == 2 and "PL-EVAL-WARMUP" in bad.stderr
     assert not (tmp_path / "sweep_report").exists()
 
 

@@ -1,7 +1,8 @@
 """The benchmark's command line: its options, their checks and defaults, and progress messages.
 
 Reads nothing heavy: the options are parsed, checked and completed before
-NumPy loads, so ``--blas-threads`` still takes effect.
+NumPy loads, so ``--blas-threads`` still takes effect (the learning
+section's frame is checked once the BLAS threads are set).
 """
 
 from __future__ import annotations
@@ -12,7 +13,13 @@ import sys
 from pathlib import Path
 
 from experiments.benchmarks import simulator, training
-from experiments.benchmarks.learning import DEFAULT_AGENTS, ROOT, TUNE_DUTIES, LearningOptions
+from experiments.benchmarks.learning import (
+    DEFAULT_AGENTS,
+    ROOT,
+    TUNE_DUTIES,
+    LearningOptions,
+    quick_options,
+)
 
 SECTIONS = ("all", "simulator", "evaluation", "training", "learning", "peers")
 #: The sections ``--section all`` runs, in order (learning trains for hours: by name only).
@@ -44,7 +51,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--check-floors", action="store_true", help="exit 1 if a floor of issue 2 is not met")
     p.add_argument("--silent", action="store_true", help="no progress messages on stderr")
     p.add_argument("--eval-jobs", type=int, default=-1,
-                   help="processes of the parallel evaluation figure (default -1: every usable core; 1: skip it)")
+                   help="processes of the parallel evaluation figure, and of the learning section's evaluations "
+                   "(default -1: every usable core; 1: one process, and no parallel figure)")
+    p.add_argument("--long-term-repeats", type=int, default=1,
+                   help="repeats of the evaluation section's long-term figure (default 1: about 90 s each)")
     p.add_argument("--torch-threads", type=int, default=1, help="torch threads for training/learning (default 1)")
     p.add_argument("--training-sizes", type=int, nargs="+", default=None,
                    help="n_envs of the training section's rollout figures (default 8 64 256)")
@@ -58,7 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="steps per training: one number for every agent, or agent=steps entries "
         "(default per agent: ppo 4,096,000, a2c 4,096,000, recurrent_ppo 4,096,000, dqn 2,000,000, sac 1,000,000)",
     )
-    g.add_argument("--experiment", default="default", help="named experiment of conf/experiment/ (default: default)")
+    g.add_argument("--experiment", default="default",
+                   help="named experiment of conf/experiment/ to train (default: default)")
     g.add_argument("--train-override", action="append", default=[], metavar="KEY=VALUE",
                    help="extra Hydra override for every training (repeatable)")
     g.add_argument("--jobs", type=int, default=1, help="trainings at once (default 1; at most 2 on 2 cores)")
@@ -67,7 +78,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where the run folders go (default benchmark_results/learning-<timestamp>; "
                    "finished runs found there are reused)")
     g.add_argument("--test-patients", type=int, default=100, help="test cohort size (default 100)")
-    g.add_argument("--days", type=float, default=7.0, help="simulated days per test patient (default 7)")
+    g.add_argument("--frame", default="long_term",
+                   help="frame of the evaluations: long_term (default: 90 days of warm-up, 28 scored) or week (7 days)")
+    g.add_argument("--warmup-days", type=float, default=None,
+                   help="unscored warm-up days before the scored window (default: the frame's)")
+    g.add_argument("--days", type=float, default=None, help="scored days per patient (default: the frame's)")
     g.add_argument("--tune-patients", type=int, default=50, help="validation patients for tuning the threshold (default 50)")
     return p
 
@@ -93,11 +108,21 @@ def learning_options(args: argparse.Namespace, started: _dt.datetime) -> Learnin
                              f"of --agents ({', '.join(agents)})")
         for a in [agent] if agent else agents:
             budgets[a] = n
-    if args.jobs < 1 or args.max_train_minutes <= 0 or args.test_patients < 2 or args.days <= 0 or args.tune_patients < 2:
+    experiments = sorted(p.stem for p in (ROOT / "conf" / "experiment").glob("*.yaml"))
+    if args.experiment not in experiments:
+        raise ValueError(f"--experiment {args.experiment!r} unknown; allowed: {', '.join(experiments)}")
+    from agents.evaluation_frames import FRAMES  # loads NumPy: called once the BLAS threads are set
+
+    if args.frame not in FRAMES:
+        raise ValueError(f"--frame {args.frame!r}; allowed: {', '.join(FRAMES)}")
+    if args.warmup_days is not None and not 0 <= args.warmup_days < float("inf"):
+        raise ValueError(f"--warmup-days {args.warmup_days}; allowed: a finite number of days >= 0")
+    if (args.jobs < 1 or args.max_train_minutes <= 0 or args.test_patients < 2 or args.tune_patients < 2
+            or (args.days is not None and not args.days > 0)):
         raise ValueError("--jobs >= 1, --max-train-minutes > 0, --test-patients >= 2, --tune-patients >= 2 and "
                          "--days > 0 are required")
     quick = bool(args.quick)
-    return LearningOptions(
+    opts = LearningOptions(
         agents=agents,
         seeds=list(range(1 if quick and args.seeds == 3 else args.seeds)),
         budgets=budgets,
@@ -106,13 +131,16 @@ def learning_options(args: argparse.Namespace, started: _dt.datetime) -> Learnin
         out_dir=args.runs_dir or Path("benchmark_results") / f"learning-{started.strftime('%Y%m%d-%H%M%S')}",
         jobs=args.jobs,
         max_train_s=60.0 * args.max_train_minutes,
+        frame=args.frame,
+        warmup_days=args.warmup_days,
         test_patients=4 if quick and args.test_patients == 100 else args.test_patients,
-        test_days=0.25 if quick and args.days == 7.0 else args.days,
+        test_days=args.days,
+        eval_jobs=1 if quick and args.eval_jobs == -1 else args.eval_jobs,
         tune_patients=3 if quick and args.tune_patients == 50 else args.tune_patients,
-        tune_days=0.25 if quick else 7.0,
         tune_duties=[0.3, 0.7] if quick else list(TUNE_DUTIES),
         quick=quick,
     )
+    return quick_options(opts) if quick else opts
 
 
 def argument_error(args: argparse.Namespace) -> str | None:
@@ -127,6 +155,8 @@ def argument_error(args: argparse.Namespace) -> str | None:
             return f"--{name.replace('_', '-')} {value}; allowed: whole numbers >= 1."
     if args.torch_threads < 1:
         return f"--torch-threads {args.torch_threads}; allowed: a whole number >= 1."
+    if args.long_term_repeats < 0:
+        return f"--long-term-repeats {args.long_term_repeats}; allowed: a whole number >= 0 (0: skip the figure)."
     return None
 
 

@@ -50,6 +50,7 @@ def section_settings(args: argparse.Namespace, numpy_preloaded: bool) -> dict:
     """The settings every section but learning records."""
     return {
         "repeats": args.repeats,
+        "long_term_repeats": args.long_term_repeats,
         "quick": args.quick,
         "sizes": args.sizes,
         "training_sizes": args.training_sizes,
@@ -78,6 +79,7 @@ def run_section(section: str, args: argparse.Namespace, root: Path, learning: Le
         results = evaluation.run_evaluation(args, lambda message: log(args, message))
         floors = check(results, evaluation.EVALUATION_FLOORS, "issue 3", lower_is_better=True)
         targets = check(results, evaluation.EVALUATION_TARGETS, "issue 7", lower_is_better=True)
+        targets += check(results, evaluation.LONG_TERM_TARGETS, "issue 15", lower_is_better=True)
     elif section == "training":
         opts = TrainingOptions(sizes=args.training_sizes, repeats=args.repeats, torch_threads=args.torch_threads,
                                quick=args.quick)
@@ -110,17 +112,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
     started = _dt.datetime.now(_dt.timezone.utc)
+    numpy_preloaded = "numpy" in sys.modules
+    blas = args.blas_threads or os.environ.get("OPENBLAS_NUM_THREADS") or "1"
+    os.environ["OPENBLAS_NUM_THREADS"] = str(blas)
     learning = None
-    if args.section == "learning":
+    if args.section == "learning":  # checked after the BLAS threads are set: the frame check loads NumPy
         try:
             learning = learning_options(args, started)
         except ValueError as exc:
             print(f"error: {exc}.", file=sys.stderr)
             return 2
-
-    numpy_preloaded = "numpy" in sys.modules
-    blas = args.blas_threads or os.environ.get("OPENBLAS_NUM_THREADS") or "1"
-    os.environ["OPENBLAS_NUM_THREADS"] = str(blas)
 
     complete(args)
 

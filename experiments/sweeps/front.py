@@ -1,7 +1,9 @@
 """Pareto fronts of a sweep, and the comparison of a learned front with the threshold's own.
 
 Both objectives are minimised (mean pain in NRS, stimulation energy in
-J/day; or pain and side effects). Plain NumPy, no plotting: the report
+J/day; or pain and side effects). The non-dominated set itself is
+``experiments.evaluation.front_math``'s (one definition for the sweeps and
+the baseline fronts). Plain NumPy, no plotting: the report
 (``experiments.sweeps.report``) draws what this module computes.
 """
 
@@ -13,33 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-
-def non_dominated(x: Sequence[float], y: Sequence[float]) -> np.ndarray:
-    """Boolean mask of the points no other point dominates (both coordinates minimised).
-
-    A point is dominated when another is at least as good in both and
-    strictly better in one. Points with a non-finite coordinate are never
-    on the front; of exact duplicates, all are kept.
-    """
-    x = np.asarray(x, dtype=float)
-    y = np.asarray(y, dtype=float)
-    finite = np.isfinite(x) & np.isfinite(y)
-    keep = finite.copy()
-    for i in np.flatnonzero(finite):
-        better_eq = (x[finite] <= x[i]) & (y[finite] <= y[i])
-        strictly = (x[finite] < x[i]) | (y[finite] < y[i])
-        if np.any(better_eq & strictly):
-            keep[i] = False
-    return keep
-
-
-def front_curve(x: Sequence[float], y: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
-    """The non-dominated points sorted by ``x`` (energy): a falling staircase of (x, y)."""
-    x = np.asarray(x, dtype=float)
-    y = np.asarray(y, dtype=float)
-    mask = non_dominated(x, y)
-    order = np.argsort(x[mask], kind="stable")
-    return x[mask][order], y[mask][order]
+from experiments.evaluation.front_math import front_curve
 
 
 def distinct_points(x: Sequence[float], y: Sequence[float], decimals: int = 3) -> int:

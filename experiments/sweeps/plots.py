@@ -1,15 +1,15 @@
-"""The sweep report's Pareto figures: the sweep's runs, their front, the threshold's front, the baselines."""
+"""The sweep report's Pareto figures: the sweep's runs and their front against the baseline fronts and baselines."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from agents.atomic_io import save_figure_atomic
-from experiments.sweeps.front import front_curve, non_dominated
+from experiments.evaluation.front_math import front_curve, non_dominated
 
 DPI = 110
 LABELS = {
@@ -19,10 +19,18 @@ LABELS = {
 }
 
 
+#: How each baseline family is drawn: colour, marker, legend text.
+FAMILY_STYLE = {
+    "threshold": ("tab:orange", "^", "threshold, target duty swept"),
+    "cycling": ("tab:green", "v", "cycling, periods x duties"),
+    "dual_threshold": ("tab:purple", "D", "dual threshold, target duty swept"),
+}
+
+
 def plot_front(
     path: Path,
     sweep_points: Sequence[dict[str, Any]],
-    threshold_points: Sequence[dict[str, Any]],
+    family_points: Mapping[str, Sequence[dict[str, Any]]],
     baseline_points: Sequence[dict[str, Any]],
     x_key: str,
     y_key: str,
@@ -32,8 +40,11 @@ def plot_front(
 
     Each point is a dict with ``label``, ``x_key`` and ``y_key``. Sweep
     points on their non-dominated front are filled and joined; dominated
-    ones are hollow. The threshold points (its duty target swept) are drawn
-    with their own front as a dashed line; baselines as labelled squares.
+    ones are hollow. Each baseline family's settings (``family_points``:
+    threshold, cycling, dual threshold) are drawn in its colour with its
+    front (non-dominated settings, joined: in the pain-energy plane the
+    envelope the fronts are read from) as a dashed line; the other
+    baselines as labelled squares.
     """
     import matplotlib
 
@@ -54,15 +65,19 @@ def plot_front(
             if np.isfinite(xi) and np.isfinite(yi):
                 ax.annotate(p["label"], (xi, yi), xytext=(4, 4), textcoords="offset points", fontsize=7,
                             color="tab:blue")
-    if threshold_points:
-        tx = np.array([p[x_key] for p in threshold_points], dtype=float)
-        ty = np.array([p[y_key] for p in threshold_points], dtype=float)
-        ax.plot(tx, ty, "^", color="tab:orange", ms=7, label="threshold, duty target swept")
+    for family, points in family_points.items():
+        if not points:
+            continue
+        colour, marker, text = FAMILY_STYLE.get(family, ("0.5", "o", family))
+        tx = np.array([p[x_key] for p in points], dtype=float)
+        ty = np.array([p[y_key] for p in points], dtype=float)
+        ax.plot(tx, ty, marker, color=colour, ms=6, alpha=0.8, label=text)
         fx, fy = front_curve(tx, ty)
-        ax.plot(fx, fy, "--", color="tab:orange", lw=1.3, label="threshold front")
-        for p, xi, yi in zip(threshold_points, tx, ty, strict=True):
-            ax.annotate(p["label"].replace("threshold_", ""), (xi, yi), xytext=(4, -10), textcoords="offset points",
-                        fontsize=6, color="tab:orange")
+        ax.plot(fx, fy, "--", color=colour, lw=1.3, label=f"{family} front")
+        if family == "threshold":
+            for p, xi, yi in zip(points, tx, ty, strict=True):
+                ax.annotate(p["label"].replace("threshold_", ""), (xi, yi), xytext=(4, -10),
+                            textcoords="offset points", fontsize=6, color=colour)
     for p in baseline_points:
         marker = "*" if p.get("uses_latent") else "s"
         ax.plot(p[x_key], p[y_key], marker, color="0.3", ms=8, mfc="none" if p.get("uses_latent") else "0.3")

@@ -1,13 +1,16 @@
 """A sweep's report: its table, its Pareto fronts and the comparison with the threshold's front.
 
 ``sweep_front`` reads a sweep folder (``experiments.sweeps.runs``), runs
-the common paired evaluation if asked (``experiments.sweeps.paired``),
+the common paired evaluation if asked (``experiments.sweeps.paired``: the
+sweep's models beside the baseline fronts, long-term frame by default),
 builds the table (``experiments.sweeps.table``), the policies' points, the
 pain-energy front and the goal comparison (``experiments.sweeps.front``),
-and writes nothing: a notebook calls it. ``build_report`` adds the files
+the budget table of a budget sweep (``experiments.sweeps.budgets``), and
+writes nothing: a notebook calls it. ``build_report`` adds the files
 ``python -m experiments.sweep_report`` writes (``sweep_table.csv``,
-``baselines.csv``, the two Pareto PNGs, ``sweep_report.json``) and
-``render`` the console summary it prints. Plain Python, no Hydra::
+``baselines.csv``, ``budgets.csv``, the two Pareto PNGs,
+``sweep_report.json``) and ``render`` the console summary it prints.
+Plain Python, no Hydra::
 
     from experiments.sweeps import sweep_front
 
@@ -24,7 +27,10 @@ from pathlib import Path
 from typing import Any
 
 from experiments.common.run_folder import write_json_atomic
-from experiments.sweeps.front import GoalPoint, compare_fronts, distinct_points, non_dominated
+from experiments.evaluation.front_math import non_dominated
+from experiments.evaluation.fronts import FAMILIES, POINT_FRONTS, BaselineFronts
+from experiments.sweeps.budgets import budget_rows, render_budgets
+from experiments.sweeps.front import GoalPoint, compare_fronts, distinct_points
 from experiments.sweeps.options import ReportOptions, check_options
 from experiments.sweeps.paired import evaluate_sweep
 from experiments.sweeps.runs import ENERGY, PAIN, SIDE, SweepRun, as_float
@@ -47,10 +53,17 @@ class SweepFront:
     points: list[dict[str, Any]]  # every policy with a point: label, run, mean pain, energy, side effects
     front_energy: list[dict[str, Any]]  # the points no other beats on both pain and energy, by energy
     goal: list[GoalPoint]  # each threshold point against the front at its energy
+    budgets: list[dict[str, Any]]  # budgets.csv: per budgeted run and model, budget kept? pain vs the fronts
+    fronts: BaselineFronts | None = None  # the baseline fronts of the common evaluation, per patient
 
     @property
     def threshold(self) -> list[dict[str, Any]]:
         return self.evaluation["threshold"] if self.evaluation else []
+
+    @property
+    def families(self) -> dict[str, list[dict[str, Any]]]:
+        """Each baseline front's settings (threshold, cycling, dual threshold) with their metrics."""
+        return {f: self.evaluation[f] for f in FAMILIES} if self.evaluation else {}
 
     @property
     def baselines(self) -> list[dict[str, Any]]:
@@ -61,8 +74,8 @@ def sweep_front(path: str | Path, log: Callable[[str], None] | None = None, **op
     """The table and fronts of the sweep at ``path``; ``options`` are ``ReportOptions`` fields.
 
     Defaults as the command line: a common paired evaluation on 100
-    ``test`` patients x 7 days (``evaluate=False``: each run's own
-    metrics, no threshold front, in seconds). Raises ``PainloopError`` on
+    ``test`` patients in the long-term frame (``frame="week"``: 7 days;
+    ``evaluate=False``: each run's own metrics, no fronts, in seconds). Raises ``PainloopError`` on
     bad input (``PL-SWEEP-PATH``: no folder or no run in it, ...).
     """
     names = {f.name for f in fields(ReportOptions)} - {"path"}
@@ -75,7 +88,7 @@ def sweep_front(path: str | Path, log: Callable[[str], None] | None = None, **op
 def front_of(opts: ReportOptions, log: Callable[[str], None]) -> SweepFront:
     """Read, check and (if ``opts.evaluate``) evaluate the sweep; returns its table and fronts."""
     runs = check_options(opts)
-    evaluation = evaluate_sweep(opts, runs, log) if opts.evaluate else None
+    evaluation, fronts = evaluate_sweep(opts, runs, log) if opts.evaluate else (None, None)
     rows, keys = table_rows(runs, evaluation["runs"] if evaluation else None)
     prefixes = [("", "")] + [(f"{m}_", f" ({m})") for m in (evaluation["models"][1:] if evaluation else [])]
     points = [{"label": str(_short(row, keys)) + suffix, "run": row["run"], PAIN: as_float(row.get(p + PAIN)),
@@ -86,7 +99,9 @@ def front_of(opts: ReportOptions, log: Callable[[str], None]) -> SweepFront:
     threshold = evaluation["threshold"] if evaluation else []
     goal = compare_fronts([p[ENERGY] for p in points], [p[PAIN] for p in points],
                           [(t["label"], t[ENERGY], t[PAIN]) for t in threshold], opts.tolerance_nrs)
-    return SweepFront(opts, runs, rows, keys, evaluation, points, sorted(front, key=lambda p: p[ENERGY]), goal)
+    budgets = budget_rows(runs, fronts, opts.models, opts.energy_tolerance)
+    return SweepFront(opts, runs, rows, keys, evaluation, points, sorted(front, key=lambda p: p[ENERGY]), goal,
+                      budgets, fronts)
 
 
 def build_report(opts: ReportOptions, log: Callable[[str], None] = print) -> dict[str, Any]:
@@ -99,13 +114,15 @@ def build_report(opts: ReportOptions, log: Callable[[str], None] = print) -> dic
     table = write_csv(out / "sweep_table.csv", sf.rows)
     evaluation = sf.evaluation
     if evaluation:
-        write_csv(out / "baselines.csv", [*sf.threshold, *sf.baselines])
-    where = (f"{evaluation['n_patients']} '{evaluation['cohort']}' patients x {evaluation['days']:g} days, paired; "
-             f"models: {', '.join(evaluation['models'])}"
-             if evaluation else "each run's own validation or evaluation (no common evaluation, no threshold front)")
+        write_csv(out / "baselines.csv", [*(p for f in sf.families.values() for p in f), *sf.baselines])
+    if sf.budgets:
+        write_csv(out / "budgets.csv", sf.budgets)
+    where = (f"{evaluation['n_patients']} '{evaluation['cohort']}' patients, paired; models: "
+             f"{', '.join(evaluation['models'])}\n{evaluation['frame_text']}"
+             if evaluation else "each run's own validation or evaluation (no common evaluation, no baseline fronts)")
     plots = []
     for name, x in (("pareto_energy.png", ENERGY), ("pareto_side_effects.png", SIDE)):
-        plots.append(str(plot_front(out / name, sf.points, sf.threshold, sf.baselines, x, PAIN,
+        plots.append(str(plot_front(out / name, sf.points, sf.families, sf.baselines, x, PAIN,
                                     f"{opts.path}: {len(sf.points)} policies; {where}")))
     compared = [g for g in sf.goal if g.status != "outside"]
     runs = sf.runs
@@ -128,6 +145,7 @@ def build_report(opts: ReportOptions, log: Callable[[str], None] = print) -> dic
             "at_or_below": sum(g.status == "at or below" for g in compared),
             "holds": bool(compared) and all(g.status == "at or below" for g in compared),
         },
+        "budgets": {"energy_tolerance": opts.energy_tolerance, "rows": sf.budgets},
         "files": {"table": str(table), "plots": plots},
     }
     write_json_atomic(out / "sweep_report.json", report)
@@ -159,11 +177,13 @@ def render(report: dict[str, Any]) -> str:
         lines.append(f"FAILED {f['run']}: {f['error']}")
     ev = report["evaluation"]
     if ev:
-        lines.append(f"threshold front ({ev['n_patients']} {ev['cohort']} patients x {ev['days']:g} d, "
-                     f"{ev['wall_s']:.0f} s):")
-        for t in ev["threshold"]:
-            lines.append(f"  target_duty {t['target_duty']:g}: pain {t[PAIN]:.3f}, energy {t[ENERGY]:.2f} J/day, "
-                         f"duty {t['duty_cycle']:.2f}")
+        lines.append(f"baseline fronts ({ev['n_patients']} {ev['cohort']} patients, {ev['frame_text']}, "
+                     f"{ev['wall_s']:.0f} s; '*': on the family's front):")
+        for family in FAMILIES:
+            for t in ev[family]:
+                mark = "*" if t["label"] in ev["envelopes"][family] else " "
+                lines.append(f"  {mark} {t['label']}: pain {t[PAIN]:.3f}, energy {t[ENERGY]:.2f} J/day, "
+                             f"duty {t['duty_cycle']:.2f}")
         for b in ev["baselines"]:
             lines.append(f"  {b['label']}: pain {b[PAIN]:.3f}, energy {b[ENERGY]:.2f} J/day")
     for p in report["front_energy"]:
@@ -179,6 +199,8 @@ def render(report: dict[str, Any]) -> str:
     if g["points"]:
         lines.append(f"goal (tolerance {g['tolerance_nrs']} NRS): {g['at_or_below']} of {g['compared']} compared "
                      f"threshold points at or below -> {'holds' if g['holds'] else 'missed'}")
+    lines += render_budgets(report["budgets"]["rows"], [*FAMILIES, *POINT_FRONTS],
+                            ev["frame_text"] if ev else "no common evaluation")
     lines.append(f"files: {report['files']['table']}, {', '.join(report['files']['plots'])}")
     return "\n".join(lines)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from agents.atomic_io import open_atomic
-from experiments.sweeps.front import non_dominated
+from experiments.evaluation.front_math import non_dominated
 from experiments.sweeps.runs import ENERGY, METRICS, PAIN, SIDE, SweepRun, as_float, swept_keys
 
 
