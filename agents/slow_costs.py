@@ -132,6 +132,10 @@ class SlowCostSettings:
         return cls(**mapping)
 
 
+#: The ``slow_costs`` keys at their defaults (off): what a run recorded before the keys existed trained with.
+SLOW_COSTS_OFF: dict[str, Any] = {f.name: f.default for f in fields(SlowCostSettings)}
+
+
 def check_action_mode(settings: SlowCostSettings, action_mode: str) -> None:
     """Refuse a slow-cost option with actions other than on/off (``T_c`` then depends on the amplitude)."""
     if (settings.shapes_training or settings.equilibrium_validation) and action_mode != "on_off":
@@ -146,13 +150,17 @@ def _constants(params: PatientParams) -> tuple[float, float]:
     return tolerance_equilibrium(params), t.recovery_tau_days / t.build_tau_days
 
 
+def _unit(duty: Any) -> Any:
+    return np.minimum(np.maximum(duty, 0.0), 1.0)  # np.clip costs several times more on small arrays
+
+
 def _t_eq(t_c: Any, rho: Any, duty: Any) -> Any:
-    d = np.clip(duty, 0.0, 1.0)
+    d = _unit(duty)
     return t_c * d * rho / (1.0 - d * (1.0 - rho))
 
 
 def _t_eq_slope(t_c: Any, rho: Any, duty: Any) -> Any:
-    d = np.clip(duty, 0.0, 1.0)
+    d = _unit(duty)
     return t_c * rho / (1.0 - d * (1.0 - rho)) ** 2
 
 
@@ -197,7 +205,7 @@ class _Running:
         self.rate, self.memory = rate, memory
 
     def observe(self, values: np.ndarray) -> None:
-        mean = float(np.mean(values))
+        mean = float(values.mean())
         self.shared = mean if not self.started else self.shared + self.rate * (mean - self.shared)
         self.started = True
 
@@ -230,14 +238,17 @@ class SlowCosts:
         self.cost = _Running(n, 0.0, rate, settings.duty_memory)
         self._slot_patient = np.zeros(0, dtype=np.int64)
         self._on_s = np.zeros(0)  # each slot's on-time at its previous decision
-        self._sums = np.zeros((0, 3))  # per slot this episode: decisions, on fraction, cost
+        # Per slot, this episode: decisions, on-time fractions and costs summed.
+        self._decisions, self._on_sum, self._cost_sum = np.zeros(0), np.zeros(0), np.zeros(0)
         self.last_price = np.zeros(0)
+        self._all_slots = np.zeros(0, dtype=np.int64)
 
     def attach(self, batch: PainStimBatch) -> None:
         self._slot_patient = np.zeros(batch.n, dtype=np.int64)
         self._on_s = np.zeros(batch.n)
-        self._sums = np.zeros((batch.n, 3))
+        self._decisions, self._on_sum, self._cost_sum = np.zeros(batch.n), np.zeros(batch.n), np.zeros(batch.n)
         self.last_price = np.zeros(batch.n)
+        self._all_slots = np.arange(batch.n)
         batch.reset_hook = self.start_slots
 
     def start_slots(self, batch: PainStimBatch, slots: np.ndarray) -> None:
@@ -245,19 +256,21 @@ class SlowCosts:
         for slot in slots:
             self._slot_patient[slot] = self._index[batch.slot_patients[int(slot)].uid]
         self._on_s[slots] = batch.core.state[slots, L.S_ON_TIME_S]
-        self._sums[slots] = 0.0
+        for sums in (self._decisions, self._on_sum, self._cost_sum):
+            sums[slots] = 0.0
         if self.settings.equilibrium_start:
             start_at_equilibrium(batch, slots, self.reference_duty(slots))
 
     def reference_duty(self, slots: np.ndarray) -> np.ndarray:
         """``d_ref`` of the patients in ``slots``: the policy's running duty on each."""
-        return np.clip(self.duty.estimate(self._slot_patient[slots]), 0.0, 1.0)
+        return _unit(self.duty.estimate(self._slot_patient[slots]))
 
     def price(self, slots: np.ndarray) -> np.ndarray:
         """Reward charged per unit of on-time fraction in ``slots``: ``price_scale * c_T * T_eq'(d_ref)``."""
         patients = self._slot_patient[slots]
         cost = np.maximum(self.cost.estimate(patients), 0.0)
-        slope = _t_eq_slope(self._t_c[patients], self._rho[patients], self.reference_duty(slots))
+        duty = _unit(self.duty.estimate(patients))
+        slope = _t_eq_slope(self._t_c[patients], self._rho[patients], duty)
         return self.settings.price_scale * cost * slope
 
     def after_decision(self, batch: PainStimBatch, reward: np.ndarray, done: np.ndarray) -> np.ndarray:
@@ -265,21 +278,21 @@ class SlowCosts:
         info = batch.last_info
         on_s = info[:, _COL["on_time_total_s"]]
         decision_s = batch.settings.steps_per_decision * batch.settings.dt_s
-        on_fraction = np.clip((on_s - self._on_s) / decision_s, 0.0, 1.0)
+        on_fraction = _unit((on_s - self._on_s) / decision_s)
         self._on_s = on_s.copy()
         cost = tolerance_cost(info, self.reward, self.settings.high_pain_band_nrs)
         self.duty.observe(on_fraction)
         self.cost.observe(cost)
-        self._sums += np.stack([np.ones_like(cost), on_fraction, cost], axis=1)
-        slots = np.arange(batch.n)
+        self._decisions += 1.0
+        self._on_sum += on_fraction
+        self._cost_sum += cost
         out = reward
         if self.settings.price_tolerance:
-            self.last_price = self.price(slots)
+            self.last_price = self.price(self._all_slots)
             out = reward - self.last_price * on_fraction
-        finished = np.flatnonzero(done)
-        if finished.size:
-            n, on, c = self._sums[finished].T
+        if done.any():
+            finished = np.flatnonzero(done)
             patients = self._slot_patient[finished]
-            self.duty.episode_end(patients, on / n)
-            self.cost.episode_end(patients, c / n)
+            self.duty.episode_end(patients, self._on_sum[finished] / self._decisions[finished])
+            self.cost.episode_end(patients, self._cost_sum[finished] / self._decisions[finished])
         return out

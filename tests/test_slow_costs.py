@@ -217,6 +217,18 @@ def test_default_training_config_builds_no_slow_costs():
     assert isinstance(slow_costs_for(plan), SlowCosts)
 
 
+def test_a_run_recorded_before_the_keys_compares_equal_to_the_same_training_today():
+    from experiments.sweeps.rerun import comparable
+    from experiments.training.defaults import default_config
+    from experiments.training.runner import config_dict
+
+    today = config_dict(default_config("ppo"))
+    recorded = {k: v for k, v in today.items() if k != "slow_costs"}
+    assert comparable(recorded) == comparable(today)
+    shaped = today | {"slow_costs": today["slow_costs"] | {"price_tolerance": True}}
+    assert comparable(recorded) != comparable(shaped)
+
+
 @pytest.mark.parametrize(
     ("mapping", "code", "text"),
     [

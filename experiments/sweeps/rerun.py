@@ -18,6 +18,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from agents.slow_costs import SLOW_COSTS_OFF
 from experiments.common.run_folder import RUN_FILE, STATUS_FILE, read_status
 from experiments.training import folder as tf
 from simenv.settings import with_added_settings
@@ -33,13 +34,16 @@ TRAINING_OUTPUTS = (tf.TRAIN_CONFIG, RUN_FILE, STATUS_FILE, tf.MODEL, tf.VECNORM
 def comparable(config: dict, volatile: tuple[str, ...] = VOLATILE) -> dict:
     """``config`` without the keys that may change between a run and its re-run.
 
-    A training config recorded before an env setting existed (``env.observation``) is
-    given the value it ran with (``simenv.settings.SETTINGS_ADDED_LATER``), so it still
-    compares equal to the same training asked for today.
+    A training config recorded before an env setting existed (``env.observation``) or
+    before the ``slow_costs`` keys is given the value it ran with
+    (``simenv.settings.SETTINGS_ADDED_LATER``, ``agents.slow_costs.SLOW_COSTS_OFF``), so
+    it still compares equal to the same training asked for today.
     """
     out = {k: v for k, v in config.items() if k not in volatile}
     if isinstance(out.get("env"), dict):
         out["env"] = with_added_settings(out["env"])
+    if "agent" in out:  # a training config recorded before ``slow_costs`` existed trained with it off
+        out.setdefault("slow_costs", SLOW_COSTS_OFF)
     return out
 
 
