@@ -88,6 +88,8 @@ from simenv.reward import RewardWeights
 
 _COL = {name: i for i, name in enumerate(STEP_INFO)}
 _DUTY_FEATURES = (L.S_DUTY_30MIN, L.S_DUTY_24H, L.S_DUTY_7D)
+#: ``slow_costs.price_duty``: the duty the price's slope is taken at.
+PRICE_DUTIES = ("policy", "day")
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,7 @@ class SlowCostSettings:
     equilibrium_start: bool = False  # start each training day at T_eq(policy's duty), duty features alike
     equilibrium_validation: bool = False  # validate (select the best model) at each patient's T_eq, too
     price_scale: float = 1.0  # multiplies the price (1: the derived one)
+    price_duty: str = "policy"  # where T_eq' is taken: policy (d_ref) | day (the slot's own 24 h duty feature)
     duty_memory: float = 0.5  # weight of a patient's newest day in its running duty offset and cost
     high_pain_band_nrs: float = 0.5  # half-width of the box kernel for the density of pain at 7 NRS
     initial_duty: float = 0.5  # d_ref before any decision was seen (an untrained policy's duty)
@@ -113,6 +116,10 @@ class SlowCostSettings:
                     raise PainloopError("PL-CONFIG-VALUE", f"slow_costs.{f.name}={value!r}; allowed: a number "
                                         f"from {low:g} to {high:g}.")
                 object.__setattr__(self, f.name, float(value))
+            elif f.name == "price_duty":
+                if value not in PRICE_DUTIES:
+                    raise PainloopError("PL-CONFIG-VALUE", f"slow_costs.price_duty={value!r}; allowed: "
+                                        f"{list(PRICE_DUTIES)}.")
             elif not isinstance(value, bool):
                 raise PainloopError("PL-CONFIG-VALUE", f"slow_costs.{f.name}={value!r}; allowed: true or false.")
 
@@ -261,15 +268,25 @@ class SlowCosts:
         if self.settings.equilibrium_start:
             start_at_equilibrium(batch, slots, self.reference_duty(slots))
 
+    def summary(self) -> dict[str, float]:
+        """The shared running values: the policy's duty ``d_ref``, the cost ``c_T`` and the last mean price."""
+        return {"d_ref": self.duty.shared, "c_T": self.cost.shared, "price": float(np.mean(self.last_price))}
+
     def reference_duty(self, slots: np.ndarray) -> np.ndarray:
         """``d_ref`` of the patients in ``slots``: the policy's running duty on each."""
         return _unit(self.duty.estimate(self._slot_patient[slots]))
 
-    def price(self, slots: np.ndarray) -> np.ndarray:
-        """Reward charged per unit of on-time fraction in ``slots``: ``price_scale * c_T * T_eq'(d_ref)``."""
+    def price(self, batch: PainStimBatch, slots: np.ndarray) -> np.ndarray:
+        """Reward charged per unit of on-time fraction in ``slots``: ``price_scale * c_T * T_eq'(d)``.
+
+        ``d`` is ``d_ref`` (``price_duty: policy``) or the slot's own 24 h duty feature (``day``).
+        """
         patients = self._slot_patient[slots]
         cost = np.maximum(self.cost.estimate(patients), 0.0)
-        duty = _unit(self.duty.estimate(patients))
+        if self.settings.price_duty == "day":
+            duty = batch.core.state[slots, L.S_DUTY_24H]
+        else:
+            duty = self.duty.estimate(patients)
         slope = _t_eq_slope(self._t_c[patients], self._rho[patients], duty)
         return self.settings.price_scale * cost * slope
 
@@ -288,7 +305,7 @@ class SlowCosts:
         self._cost_sum += cost
         out = reward
         if self.settings.price_tolerance:
-            self.last_price = self.price(self._all_slots)
+            self.last_price = self.price(batch, self._all_slots)
             out = reward - self.last_price * on_fraction
         if done.any():
             finished = np.flatnonzero(done)

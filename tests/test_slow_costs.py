@@ -144,6 +144,17 @@ def test_price_is_the_closed_form_times_the_on_time():
     assert on_fraction[1] == 0.0 and on_fraction[0] == pytest.approx(1.0)
 
 
+def test_price_at_the_days_own_duty_takes_the_slope_at_the_24h_duty_feature():
+    pool = _pool()
+    slow = SlowCosts(pool, SlowCostSettings(price_tolerance=True, price_duty="day"), RewardWeights(), 72)
+    env = _env(pool, slow)
+    _play(env, np.array([1, 1, 0, 1]), 4)
+    duty_24h = env.batch.core.state[:, L.S_DUTY_24H]
+    expected = [max(slow.cost.shared, 0.0) * equilibrium_tolerance_slope(p.params, d)
+                for p, d in zip(env.batch.slot_patients, duty_24h, strict=True)]
+    assert slow.last_price == pytest.approx(expected, rel=1e-12)
+
+
 def test_price_off_leaves_the_reward_while_the_equilibrium_start_is_on():
     pool = _pool()
     slow = SlowCosts(pool, SlowCostSettings(equilibrium_start=True), RewardWeights(), 72)
@@ -236,6 +247,7 @@ def test_a_run_recorded_before_the_keys_compares_equal_to_the_same_training_toda
         ({"price_tolerance": "yes"}, "PL-CONFIG-VALUE", "slow_costs.price_tolerance='yes'; allowed: true or false"),
         ({"duty_memory": 0.0}, "PL-CONFIG-VALUE", "slow_costs.duty_memory=0.0; allowed: a number from 0.001 to 1"),
         ({"price_scale": -1}, "PL-CONFIG-VALUE", "slow_costs.price_scale=-1"),
+        ({"price_duty": "week"}, "PL-CONFIG-VALUE", "slow_costs.price_duty='week'; allowed: ['policy', 'day']"),
     ],
 )
 def test_bad_slow_cost_keys_are_refused(mapping, code, text):

@@ -126,6 +126,6 @@ def build(plan: TrainPlan, run_dir: Path, existing: ResumeState | None) -> Built
                                plan.trace_patient, recurrent=plan.algo.recurrent)
     slow_settings = SlowCostSettings.from_mapping(plan.config.get("slow_costs"))
     if slow_settings.equilibrium_validation:
-        validator = EquilibriumValidator(validator, slow_settings.initial_duty)
+        validator = EquilibriumValidator(validator, slow_settings.initial_duty, slow)
     metrics = tf.MetricsTable(run_dir / tf.METRICS, METRIC_COLUMNS)
     return Built(model, venv, validator, start, resumed_from, metrics, seed, existing is not None)

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from agents.slow_costs import start_at_equilibrium
+from agents.slow_costs import SlowCosts, start_at_equilibrium
 from experiments.training.validation import ValidationResult, Validator
 from simenv import layout as L
 from simenv.batch import PainStimBatch
@@ -27,8 +27,9 @@ from simenv.batch import PainStimBatch
 class EquilibriumValidator:
     """A ``Validator`` whose scored day starts at each patient's ``T_eq`` of the policy's measured duty."""
 
-    def __init__(self, validator: Validator, initial_duty: float) -> None:
+    def __init__(self, validator: Validator, initial_duty: float, training: SlowCosts | None = None) -> None:
         self.inner = validator
+        self.training = training  # its running values are printed with each validation
         self.duties = np.full(validator.batch.n, float(initial_duty))
         validator.batch.reset_hook = self._start
 
@@ -39,7 +40,12 @@ class EquilibriumValidator:
         """The measuring day (at the duties of the previous validation), then the scored day."""
         self.inner.run(model, normalize_obs)
         self.duties = self.measured_duties()
-        return self.inner.run(model, normalize_obs)
+        result = self.inner.run(model, normalize_obs)
+        text = f"equilibrium validation: duty per patient {np.array2string(self.duties, precision=2)}"
+        if self.training is not None:
+            text += " | training: " + ", ".join(f"{k} {v:.3f}" for k, v in self.training.summary().items())
+        print(text, flush=True)
+        return result
 
     def measured_duties(self) -> np.ndarray:
         """On-time fraction of each validation patient over the day just played."""
