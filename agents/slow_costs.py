@@ -88,8 +88,11 @@ from simenv.reward import RewardWeights
 
 _COL = {name: i for i, name in enumerate(STEP_INFO)}
 _DUTY_FEATURES = (L.S_DUTY_30MIN, L.S_DUTY_24H, L.S_DUTY_7D)
-#: ``slow_costs.price_duty``: the duty the price's slope is taken at.
-PRICE_DUTIES = ("policy", "day")
+#: The keys of ``slow_costs`` that take a name, and the names allowed.
+CHOICES: dict[str, tuple[str, ...]] = {
+    "price_duty": ("policy", "day"),  # the duty the price's slope is taken at
+    "start_features": ("duty", "uniform"),  # the duty features an equilibrium start sets
+}
 
 
 @dataclass(frozen=True)
@@ -101,6 +104,7 @@ class SlowCostSettings:
     equilibrium_validation: bool = False  # validate (select the best model) at each patient's T_eq, too
     price_scale: float = 1.0  # multiplies the price (1: the derived one)
     price_duty: str = "policy"  # where T_eq' is taken: policy (d_ref) | day (the slot's own 24 h duty feature)
+    start_features: str = "duty"  # duty features at an equilibrium start: duty (d_ref) | uniform (drawn in [0, 1])
     duty_memory: float = 0.5  # weight of a patient's newest day in its running duty offset and cost
     high_pain_band_nrs: float = 0.5  # half-width of the box kernel for the density of pain at 7 NRS
     initial_duty: float = 0.5  # d_ref before any decision was seen (an untrained policy's duty)
@@ -116,10 +120,10 @@ class SlowCostSettings:
                     raise PainloopError("PL-CONFIG-VALUE", f"slow_costs.{f.name}={value!r}; allowed: a number "
                                         f"from {low:g} to {high:g}.")
                 object.__setattr__(self, f.name, float(value))
-            elif f.name == "price_duty":
-                if value not in PRICE_DUTIES:
-                    raise PainloopError("PL-CONFIG-VALUE", f"slow_costs.price_duty={value!r}; allowed: "
-                                        f"{list(PRICE_DUTIES)}.")
+            elif f.name in CHOICES:
+                if value not in CHOICES[f.name]:
+                    raise PainloopError("PL-CONFIG-VALUE", f"slow_costs.{f.name}={value!r}; allowed: "
+                                        f"{list(CHOICES[f.name])}.")
             elif not isinstance(value, bool):
                 raise PainloopError("PL-CONFIG-VALUE", f"slow_costs.{f.name}={value!r}; allowed: true or false.")
 
@@ -191,14 +195,25 @@ def tolerance_cost(info: np.ndarray, reward: RewardWeights, band_nrs: float) -> 
     return (reward.pain + reward.high_pain * near_high / (2.0 * band_nrs)) * g
 
 
-def start_at_equilibrium(batch: PainStimBatch, slots: np.ndarray, duties: np.ndarray) -> None:
-    """Set each slot's tolerance to ``T_eq`` of its duty and its duty features to that duty (before observing)."""
+def start_at_equilibrium(batch: PainStimBatch, slots: np.ndarray, duties: np.ndarray,
+                         feature_duties: np.ndarray | None = None) -> None:
+    """Set each slot's tolerance to ``T_eq`` of its duty and its duty features to that duty (before observing).
+
+    ``feature_duties`` (one per slot) sets the duty features to other values.
+    """
     state = batch.core.state
-    for slot, duty in zip(slots, duties, strict=True):
+    features = duties if feature_duties is None else feature_duties
+    for slot, duty, feature in zip(slots, duties, features, strict=True):
         patient = batch.slot_patients[int(slot)]
         state[slot, L.S_TOLERANCE] = equilibrium_tolerance(patient.params, float(duty))
         for col in _DUTY_FEATURES:
-            state[slot, col] = duty
+            state[slot, col] = feature
+
+
+def uniform_duties(batch: PainStimBatch, slots: np.ndarray) -> np.ndarray:
+    """A duty uniform in [0, 1] per slot, from its own stream (the batch's seed, the slot and its episode)."""
+    return np.array([np.random.default_rng([batch.seed_value, 0x51C05, int(slot), int(batch.slot_episode[slot])]).random()
+                     for slot in slots])
 
 
 # -- running estimates and the training env's hook -------------------------------------------------------
@@ -266,7 +281,8 @@ class SlowCosts:
         for sums in (self._decisions, self._on_sum, self._cost_sum):
             sums[slots] = 0.0
         if self.settings.equilibrium_start:
-            start_at_equilibrium(batch, slots, self.reference_duty(slots))
+            features = uniform_duties(batch, slots) if self.settings.start_features == "uniform" else None
+            start_at_equilibrium(batch, slots, self.reference_duty(slots), features)
 
     def summary(self) -> dict[str, float]:
         """The shared running values: the policy's duty ``d_ref``, the cost ``c_T`` and the last mean price."""

@@ -187,27 +187,45 @@ def test_equilibrium_start_sets_the_tolerance_and_duty_features_of_the_reference
         assert state[slot, L.S_TOLERANCE] == pytest.approx(equilibrium_tolerance(patient.params, d_ref[slot]))
 
 
-def test_equilibrium_validation_scores_the_day_at_the_measured_duty():
+def test_equilibrium_validation_scores_the_day_at_the_damped_fixed_point_of_the_duty():
     from experiments.training.equilibrium_validation import EquilibriumValidator
     from experiments.training.validation import Validator
 
-    class Always:
+    class Alternating:
+        """Stimulates all day when it starts with a low duty feature, never when it starts high."""
+
+        def __init__(self, col):
+            self.col, self.on = col, None
+
         def predict(self, obs, deterministic=True):
-            return np.ones(len(obs), dtype=np.int64), None
+            if self.on is None:
+                self.on = (obs[:, self.col] < 0.5).astype(np.int64)
+            return self.on, None
 
     patients = load_preset("validation").sample(2)
     inner = Validator(patients, SETTINGS, RewardWeights(), seed=0)
     validator = EquilibriumValidator(inner, initial_duty=0.2)
     starts = []
     inner.batch.reset_hook = lambda batch, slots, start=inner.batch.reset_hook: (
-        start(batch, slots), starts.append(batch.core.state[:, L.S_TOLERANCE].copy()))
-    result = validator.run(Always(), lambda o: o)
-    assert len(starts) == 2
-    assert starts[0] == pytest.approx([equilibrium_tolerance(p.params, 0.2) for p in patients])
-    measured = validator.duties
-    assert np.all(measured > 0.99)
-    assert starts[1] == pytest.approx([equilibrium_tolerance(p.params, d) for p, d in zip(patients, measured, strict=True)])
-    assert result.metrics["duty_cycle"] == pytest.approx(float(np.mean(measured)))
+        start(batch, slots), starts.append(batch.core.state[:, [L.S_TOLERANCE, L.S_DUTY_7D]].copy()))
+    policy = Alternating(inner.batch.obs_names.index("duty_7d"))
+    days = []
+
+    def run_day(original=inner.run):
+        policy.on = None
+        result = original(policy, lambda o: o)
+        days.append(validator.measured_duties().copy())
+        return result
+    inner.run = lambda model, normalize: run_day()
+    result = validator.run(policy, lambda o: o)
+    d1, d2, d3 = days
+    assert np.all(d1 > 0.99) and np.all(d2 == 0.0)  # starts at 0.2 -> on all day; starts at ~1 -> off all day
+    assert len(starts) == 3
+    assert starts[0][:, 0] == pytest.approx([equilibrium_tolerance(p.params, 0.2) for p in patients])
+    mid = 0.5 * (d1 + d2)
+    assert starts[2][:, 1] == pytest.approx(mid)
+    assert starts[2][:, 0] == pytest.approx([equilibrium_tolerance(p.params, d) for p, d in zip(patients, mid, strict=True)])
+    assert result.metrics["duty_cycle"] == pytest.approx(float(np.mean(d3)))
 
 
 def test_default_training_config_builds_no_slow_costs():
@@ -260,3 +278,19 @@ def test_slow_costs_need_on_off_actions():
     check_action_mode(SlowCostSettings(), "levels")  # off: any mode
     with pytest.raises(PainloopError, match="env.action_mode=on_off"):
         check_action_mode(SlowCostSettings(equilibrium_start=True), "levels")
+
+
+def test_uniform_start_features_keep_the_equilibrium_tolerance_and_hide_the_reference_duty():
+    pool = _pool()
+    settings = SlowCostSettings(equilibrium_start=True, initial_duty=0.4, start_features="uniform")
+    env = _env(pool, SlowCosts(pool, settings, RewardWeights(), 72))
+    env.reset()
+    state = env.batch.core.state
+    features = state[:, [L.S_DUTY_30MIN, L.S_DUTY_24H, L.S_DUTY_7D]]
+    assert np.all(features == features[:, :1]) and len(set(features[:, 0])) == 4  # one draw per slot
+    assert np.all((features >= 0.0) & (features < 1.0))
+    for slot, patient in enumerate(env.batch.slot_patients):
+        assert state[slot, L.S_TOLERANCE] == equilibrium_tolerance(patient.params, 0.4)
+    again = _env(pool, SlowCosts(pool, settings, RewardWeights(), 72))
+    again.reset()
+    assert np.array_equal(again.batch.core.state[:, L.S_DUTY_7D], features[:, 2])  # same seed, same draws

@@ -4,12 +4,19 @@ The best model of a training is the one with the best validation reward per
 day. A validation day started ``randomized`` draws each patient's tolerance
 regardless of the policy, so it scores a near-continuous policy as if its
 tolerance were not its own, and selects it. With this wrapper a validation
-is two days of the same patients and noise: the first measures the policy's
-duty on each patient, the second (the one scored) starts each patient at the
-tolerance equilibrium of that duty, with the duty features at that duty
-(``agents.slow_costs.start_at_equilibrium``). By the separation of time
-scales that day's reward is the policy's long-run reward per day; the
-evaluation reward is unchanged.
+is three days of the same patients and noise. The first starts each patient
+at the equilibrium of the duty the previous validation scored it at and
+measures the policy's duty ``d1``; the second starts at the equilibrium of
+``d1`` and measures ``d2``; the third (the one scored) starts at the
+equilibrium of ``(d1 + d2) / 2`` (``agents.slow_costs.start_at_equilibrium``:
+tolerance ``T_eq`` and duty features at that duty). The policy's duty
+depends on where it starts (its duty features), so this is a damped step of
+the fixed-point iteration ``d -> duty(d)`` toward the duty it keeps in the
+long run: a policy that alternates between heavy and light stimulation
+(``d1`` and ``d2`` far apart) is scored between them, not at the low
+tolerance of its light days with the stimulation of its heavy ones. By the
+separation of time scales that day's reward estimates the policy's long-run
+reward per day; the evaluation reward is unchanged.
 """
 
 from __future__ import annotations
@@ -37,11 +44,14 @@ class EquilibriumValidator:
         start_at_equilibrium(batch, slots, self.duties[slots])
 
     def run(self, model: Any, normalize_obs: Any) -> ValidationResult:
-        """The measuring day (at the duties of the previous validation), then the scored day."""
+        """Two measuring days, then the scored day at the mean of their duties."""
+        self.inner.run(model, normalize_obs)  # from the duties of the previous validation
+        first = self.measured_duties()
+        self.duties = first
         self.inner.run(model, normalize_obs)
-        self.duties = self.measured_duties()
+        self.duties = 0.5 * (first + self.measured_duties())
         result = self.inner.run(model, normalize_obs)
-        text = f"equilibrium validation: duty per patient {np.array2string(self.duties, precision=2)}"
+        text = f"equilibrium validation: start duty per patient {np.array2string(self.duties, precision=2)}"
         if self.training is not None:
             text += " | training: " + ", ".join(f"{k} {v:.3f}" for k, v in self.training.summary().items())
         print(text, flush=True)
