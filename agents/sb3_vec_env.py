@@ -8,12 +8,16 @@ of a finished env. Wrap it in ``VecMonitor`` for episode statistics.
 
 Seeding: ``seed(s)`` seeds *every* slot with ``s`` (DESIGN.md: patients
 differ by uid, so slots never share noise), not SB3's ``s + i``.
+
+``slow_costs`` (default None: nothing changes) makes the training see the
+long-run cost of stimulating: a training-only price on on-time and episodes
+started at the policy's own tolerance equilibrium (``agents.slow_costs``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvObs, VecEnvStepReturn
@@ -21,6 +25,9 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvObs, Vec
 from simenv.batch import EnvSettings, PainStimBatch
 from simenv.cohort import Patient, resolve_patients
 from simenv.reward import RewardWeights
+
+if TYPE_CHECKING:
+    from agents.slow_costs import SlowCosts
 
 
 class PainStimSB3VecEnv(VecEnv):
@@ -38,6 +45,7 @@ class PainStimSB3VecEnv(VecEnv):
         patient_pool: Sequence[Patient] | None = None,
         n_envs: int | None = None,
         cohort: str = "default",
+        slow_costs: SlowCosts | None = None,
     ) -> None:
         if patients is None:
             if patient_pool is not None and n_envs is not None:
@@ -45,6 +53,9 @@ class PainStimSB3VecEnv(VecEnv):
             else:
                 patients = resolve_patients(cohort, n_patients=n_envs)
         self.batch = PainStimBatch(patients, settings, reward, patient_pool=patient_pool)
+        self.slow_costs = slow_costs
+        if slow_costs is not None:
+            slow_costs.attach(self.batch)
         super().__init__(len(patients), self.batch.observation_space, self.batch.action_space)
         self._actions: np.ndarray | None = None
         self._seed: int | None = None
@@ -63,6 +74,8 @@ class PainStimSB3VecEnv(VecEnv):
         obs, reward, terminated, truncated = self.batch.step_arrays(self._actions)
         self._actions = None
         done = terminated | truncated
+        if self.slow_costs is not None:  # before the autoreset: the finished episodes are booked
+            reward = self.slow_costs.after_decision(self.batch, reward, done)
         infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
         if not done.any():
             return obs, reward.astype(np.float32), done, infos

@@ -16,7 +16,7 @@ own; ``EnvSettings`` and ``observation_names``, which the docs name as
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, cast
 
 import numpy as np
@@ -104,6 +104,10 @@ class PainStimBatch:
         self._next_pool_episode = 0
         self.action_space = action_space_for(s)
         self.observation_space = observation_space_for(s)
+        #: Called as ``reset_hook(batch, slots)`` after the slots' new episodes are set up and before
+        #: anything observes them; None (the default) changes nothing. Training uses it to start
+        #: episodes at a chosen state (``agents.slow_costs``: tolerance at the policy's equilibrium).
+        self.reset_hook: Callable[[PainStimBatch, np.ndarray], None] | None = None
 
     def set_reward_weights(self, reward: RewardWeights) -> None:
         """Weigh the reward terms with ``reward`` from the next decision on.
@@ -253,6 +257,8 @@ class PainStimBatch:
         self._report[idx] = np.nan
         self._hour = None  # the clock of the reset slots changed
         self._running = None  # slots inside their episode: recounted at the next step
+        if self.reset_hook is not None:
+            self.reset_hook(self, idx)
 
     # ------------------------------------------------------------- stepping
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict]:

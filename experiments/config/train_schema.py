@@ -26,6 +26,7 @@ from typing import Any, Optional
 
 from omegaconf import MISSING
 
+from agents.slow_costs import SlowCostSettings
 from experiments.config.schema import CohortConfig, RewardConfig
 from simenv.batch import EnvSettings
 
@@ -48,6 +49,16 @@ EnvConfig = make_dataclass(
             dataclasses.fields(EnvSettings), typing.get_type_hints(EnvSettings).values(), strict=True
         )
     ],
+    namespace={"__module__": __name__},
+)
+
+
+#: ``slow_costs``: training that sees the long-run cost of tolerance (``agents.slow_costs``), one key per
+#: ``SlowCostSettings`` field with its default (all off: training as before).
+SlowCostsConfig = make_dataclass(
+    "SlowCostsConfig",
+    [(f.name, t, field(default=f.default)) for f, t in zip(
+        dataclasses.fields(SlowCostSettings), typing.get_type_hints(SlowCostSettings).values(), strict=True)],
     namespace={"__module__": __name__},
 )
 
@@ -243,11 +254,15 @@ class TrainConfig:
     objective: str = "reward"  # what a sweeper gets back: reward | pain_energy (experiments.sweeps.objective)
     redo: bool = False  # train again a run folder that holds a finished run (experiments.sweeps.rerun)
     budget: BudgetConfig = field(default_factory=BudgetConfig)  # no budget unless set (experiments.training.budget)
+    slow_costs: SlowCostsConfig = field(default_factory=SlowCostsConfig)  # type: ignore[valid-type]
 
 
 #: Top-level keys added after run folders were first recorded, with the value a run without them had
 #: (``experiments.sweeps.rerun.comparable``: an older recorded config still compares equal).
-KEYS_ADDED_LATER: dict[str, Any] = {"budget": dataclasses.asdict(BudgetConfig())}
+KEYS_ADDED_LATER: dict[str, Any] = {
+    "budget": dataclasses.asdict(BudgetConfig()),
+    "slow_costs": dataclasses.asdict(SlowCostsConfig()),  # all off: agents.slow_costs.SLOW_COSTS_OFF
+}
 
 
 #: Config groups of the train command: key -> folder of options under conf/.

@@ -36,12 +36,12 @@ def comparable(config: dict, volatile: tuple[str, ...] = VOLATILE) -> dict:
 
     A training config recorded before an env setting existed (``env.observation``) is
     given the value it ran with (``simenv.settings.SETTINGS_ADDED_LATER``), and one
-    recorded before a top-level key existed (``budget``) that key's default
-    (``experiments.config.train_schema.KEYS_ADDED_LATER``), so it still compares
-    equal to the same training asked for today.
+    recorded before a top-level key existed (``budget``, ``slow_costs``) that key's
+    default (``experiments.config.train_schema.KEYS_ADDED_LATER``), so it still
+    compares equal to the same training asked for today.
     """
     out = {k: v for k, v in config.items() if k not in volatile}
-    if "env" in out:  # a training config: keys it lacks ran at their later default (``budget``)
+    if "env" in out:  # a training config: keys it lacks ran at their later default (``budget``, ``slow_costs``)
         out = {**KEYS_ADDED_LATER, **out}
     if isinstance(out.get("env"), dict):
         out["env"] = with_added_settings(out["env"])

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from agents import run_files, run_manifest, run_statistics
+from agents.slow_costs import SlowCosts, SlowCostSettings, check_action_mode
 from experiments.training import folder as tf
 from experiments.training.plan import TrainPlan
 from experiments.training.resume import ResumeState
@@ -40,6 +41,16 @@ class Built:
     multiplier: Any = None  # budget mode: experiments.training.budget_multiplier.EnergyMultiplier
 
 
+def slow_costs_for(plan: TrainPlan) -> SlowCosts | None:
+    """The training env's slow-cost hook from the config's ``slow_costs`` keys (None: off, or absent in an old run)."""
+    settings = SlowCostSettings.from_mapping(plan.config.get("slow_costs"))
+    check_action_mode(settings, plan.settings.action_mode)
+    if not settings.shapes_training:
+        return None
+    decisions = plan.settings.horizon_steps // plan.settings.steps_per_decision
+    return SlowCosts(plan.train_patients, settings, plan.reward, decisions)
+
+
 def _derived_seed(seed: int, timesteps: int) -> int:
     import numpy as np
 
@@ -58,10 +69,12 @@ def build(plan: TrainPlan, run_dir: Path, existing: ResumeState | None) -> Built
     from experiments.training import budget_multiplier
     from experiments.training.agents import build_model, load_model
     from experiments.training.callbacks import METRIC_COLUMNS
+    from experiments.training.equilibrium_validation import EquilibriumValidator
     from experiments.training.validation import Validator
 
+    slow = slow_costs_for(plan)
     env = PainStimSB3VecEnv(patient_pool=plan.train_patients, n_envs=plan.n_envs, settings=plan.settings,
-                            reward=plan.reward)
+                            reward=plan.reward, slow_costs=slow)
     monitored = VecMonitor(env)
     gamma = plan.hyperparams["gamma"]
     start = 0
@@ -111,8 +124,11 @@ def build(plan: TrainPlan, run_dir: Path, existing: ResumeState | None) -> Built
         env.seed(plan.seed)
         model = build_model(plan.algo, plan.agent_cfg, plan.agent, venv, plan.seed)
         seed = plan.seed
-    validator = Validator(plan.val_patients, plan.val_settings, plan.reward, plan.val_cohort["seed"],
-                          plan.trace_patient, recurrent=plan.algo.recurrent)
+    validator: Any = Validator(plan.val_patients, plan.val_settings, plan.reward, plan.val_cohort["seed"],
+                               plan.trace_patient, recurrent=plan.algo.recurrent)
+    slow_settings = SlowCostSettings.from_mapping(plan.config.get("slow_costs"))
+    if slow_settings.equilibrium_validation:
+        validator = EquilibriumValidator(validator, slow_settings.initial_duty, slow)
     metrics = tf.MetricsTable(run_dir / tf.METRICS, METRIC_COLUMNS)
     multiplier = budget_multiplier.start(plan.energy_budget, venv, run_dir, start)
     return Built(model, venv, validator, start, resumed_from, metrics, seed, existing is not None, multiplier)
