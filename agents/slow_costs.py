@@ -49,11 +49,15 @@ its on-time fraction (``price_tolerance``) supplies the second. With
 ``d_ref`` the policy's own running duty on that patient, the shaped day's
 gradient in the duty equals the long-run one wherever the policy's duty is
 ``d_ref``: the stationary duties of the shaped objective are those of the
-long-run objective. ``equilibrium_start`` starts every training day at
-``T_eq(d_ref)``, with the 30 min / 24 h / 7 day duty features at ``d_ref``,
-so the policy lives with the tolerance its own behaviour causes and sees the
-duty features it will see after months (a ``randomized`` start instead draws
-tolerance uniformly and starts the duty features at 0).
+long-run objective (``price_duty: day`` takes the slope at the slot's own
+24 h duty instead). ``equilibrium_start`` starts every training day at
+``T_eq(d_ref)``, so the policy lives with the tolerance its own behaviour
+causes (a ``randomized`` start draws it uniformly, whatever the policy
+does), with the 30 min / 24 h / 7 day duty features at ``d_ref`` (what they
+are after months) or drawn uniformly (``start_features: uniform``: at
+``d_ref`` they tell the policy its price, and a policy can learn to answer
+with heavy days after light ones and light after heavy, which over months
+is stimulation in blocks; measured in docs/training.md).
 
 **Where it can fail.** (1) Duty that varies over days (e.g. with the slow
 pain drift) is not fast next to the tolerance time constants: ``T`` then
@@ -64,7 +68,9 @@ a linearisation at ``d_ref``: right for small policy changes, corrected as
 patient (a pool patient comes back every ~200 episodes; a shared running
 value follows the policy at once, each patient adds its own offset). (4)
 Only on/off actions: with levels, the effect, and so ``T_c``, depends on the
-amplitude. (5) Ramps count as on-time, as in the kernel's duty. The battery
+amplitude. (5) Ramps count as on-time, as in the kernel's duty. (6) The
+running estimates are not checkpointed: a resumed run estimates them again
+within a training day. The battery
 needs no such term: its cost is the energy term, paid in the decision that
 spends the energy.
 """

@@ -104,9 +104,8 @@ class PainStimBatch:
         self._next_pool_episode = 0
         self.action_space = action_space_for(s)
         self.observation_space = observation_space_for(s)
-        #: Called as ``reset_hook(batch, slots)`` after the slots' new episodes are set up and before
-        #: anything observes them; None (the default) changes nothing. Training uses it to start
-        #: episodes at a chosen state (``agents.slow_costs``: tolerance at the policy's equilibrium).
+        #: ``reset_hook(batch, slots)`` runs when slots start episodes, before anything observes them
+        #: (None, the default: nothing; ``agents.slow_costs`` sets a start state for training).
         self.reset_hook: Callable[[PainStimBatch, np.ndarray], None] | None = None
 
     def set_reward_weights(self, reward: RewardWeights) -> None:
