@@ -61,7 +61,8 @@ def run_in_folder(
     cfg = as_dictconfig(cfg)
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    done = None if cfg.get("redo") else finished_objective(run_dir, OmegaConf.to_container(cfg, resolve=True))
+    config = OmegaConf.to_container(cfg, resolve=True)  # recorded in run.json, compared on a re-run
+    done = None if cfg.get("redo") else finished_objective(run_dir, config)
     if done is not None:  # a re-run sweep: this job's folder already holds its finished result
         print(f"painloop evaluate: run '{run_dir}' is already finished; nothing to do (redo=true evaluates again).")
         return RunOutcome(done)
@@ -73,7 +74,6 @@ def run_in_folder(
         report_error(exc)
         return RunOutcome(stop(EXIT_BAD_INPUT, exit_on_error), error=exc)
 
-    config = OmegaConf.to_container(cfg, resolve=True)
     folder.write_run_info(
         argv=argv,
         seeds={
