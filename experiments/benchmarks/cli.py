@@ -15,6 +15,7 @@ from pathlib import Path
 from experiments.benchmarks import simulator, training
 from experiments.benchmarks.learning import (
     DEFAULT_AGENTS,
+    DEFAULT_EXPERIMENT,
     ROOT,
     TUNE_DUTIES,
     LearningOptions,
@@ -61,15 +62,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--peers-venv", type=Path, default=None,
                    help="keep simglucose's venv here and reuse it (default: a temporary one, removed afterwards)")
     g = p.add_argument_group("learning section")
-    g.add_argument("--agents", nargs="+", default=None, help="agents to train (default: ppo a2c)")
+    g.add_argument("--agents", nargs="+", default=None, help="agents to train (default: ppo)")
     g.add_argument("--seeds", type=int, default=3, help="training seeds 0..n-1 per agent (default 3)")
     g.add_argument(
         "--budget-steps", nargs="+", default=None,
         help="steps per training: one number for every agent, or agent=steps entries "
-        "(default per agent: ppo 4,096,000, a2c 4,096,000, recurrent_ppo 4,096,000, dqn 2,000,000, sac 1,000,000)",
+        "(default per agent: ppo 2,048,000, a2c 4,096,000, recurrent_ppo 4,096,000, dqn 2,000,000, sac 1,000,000)",
     )
-    g.add_argument("--experiment", default="default",
-                   help="named experiment of conf/experiment/ to train (default: default)")
+    g.add_argument("--experiment", default=DEFAULT_EXPERIMENT,
+                   help=f"named experiment of conf/experiment/ to train (default: {DEFAULT_EXPERIMENT})")
     g.add_argument("--train-override", action="append", default=[], metavar="KEY=VALUE",
                    help="extra Hydra override for every training (repeatable)")
     g.add_argument("--jobs", type=int, default=1, help="trainings at once (default 1; at most 2 on 2 cores)")
