@@ -93,7 +93,8 @@ def test_train_from_python_checkpoints_and_resumes_to_the_budget_without_hydra(t
 #: (agent, experiment) pairs checked against Hydra beyond every agent with the default experiment
 #: (None: the experiment's own agent, else train.yaml's).
 EXPERIMENT_CASES = [(None, "smoke"), (None, "continuous_sac"), (None, "memory"), (None, "energy_aware"),
-                    (None, "exportable"), (None, "pareto"), ("ppo", "continuous_sac"), ("dqn", "smoke")]
+                    (None, "exportable"), (None, "pareto"), ("ppo", "continuous_sac"), ("dqn", "smoke"),
+                    (None, "long_term"), (None, "budget_sweep")]
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,10 @@ merges with OmegaConf what each entry names, as Hydra does:
   file may have its own defaults list, whose bare names are schemas of that
   group (``- ppo_schema`` in ``conf/agent/ppo.yaml`` is ``agent/ppo_schema``)
   and whose ``override /group: option`` entries change another group's
-  choice (``conf/experiment/continuous_sac.yaml``).
+  choice (``conf/experiment/continuous_sac.yaml``); a bare name that is
+  another option of the same group includes that file first
+  (``- long_term`` in ``conf/experiment/budget_sweep.yaml``), with its own
+  defaults list and overrides.
 
 The caller's group choices win over the files' ``override`` entries (as
 Hydra's command line does), and the caller's values are merged last, like
@@ -137,6 +140,24 @@ class _Composer:
         name = m.group("group")
         return name[1:] if name.startswith("/") else f"{group}/{name}" if group else name
 
+    def included(self, item: Any, group: str) -> Path | None:
+        """The file a bare defaults name includes when it is another option of ``group`` (else None)."""
+        if not (isinstance(item, str) and group in self.groups):
+            return None
+        return self.group_file(group, item) if item in group_options(self.groups[group], self.conf_dir) else None
+
+    def tree_overrides(self, path: Path, group: str, seen: tuple[Path, ...] = ()) -> list[tuple[str, Any]]:
+        """The ``override`` entries of a group file and of the files it includes, in merge order."""
+        if path in seen:
+            raise PainloopError("PL-CONFIG-VALUE", f"{path} includes itself: {[str(p) for p in seen]}.")
+        defaults = self.read(path)[1]
+        pairs: list[tuple[str, Any]] = []
+        for item in defaults:
+            nested = self.included(item, group)
+            if nested is not None:
+                pairs += self.tree_overrides(nested, group, (*seen, path))
+        return pairs + self.overrides(defaults, group)
+
     def overrides(self, items: list[Any], group: str) -> list[tuple[str, Any]]:
         """A defaults list's ``override`` entries as ``(group, option)`` (Hydra's own groups left out)."""
         pairs = []
@@ -165,7 +186,7 @@ class _Composer:
                 if (option is None and group not in given) or isinstance(option, Mapping):
                     continue
                 file = self.group_file(group, option)
-                sources.append((file, self.overrides(self.read(file)[1], group)))
+                sources.append((file, self.tree_overrides(file, group)))
             settled = dict(listed)
             for file, pairs in sources:
                 for target, option in pairs:
@@ -192,6 +213,8 @@ class _Composer:
                 cfg = OmegaConf.merge(cfg, _nest(package, body))  # type: ignore[assignment]
             elif isinstance(item, str) and f"{group}/{item}" in self.schemas:
                 cfg = OmegaConf.merge(cfg, _nest(package, OmegaConf.structured(self.schemas[f"{group}/{item}"])))  # type: ignore[assignment]
+            elif (nested := self.included(item, group)) is not None:  # cycles refused by tree_overrides
+                cfg = self.merge_file(cfg, nested, group)
             elif self.override_entry(item, group) is None:
                 raise self.refused(path, item, group)
         return cfg
