@@ -32,6 +32,7 @@ from typing import Any
 from agents.controllers import ControllerSpec
 from agents.evaluation_result import EvaluationResult
 from experiments.common.controller_entries import load_controller
+from experiments.common.frames import frame_days as frame_days  # importable from here too
 from experiments.evaluation.front_math import (
     ENERGY,
     PAIN,
@@ -159,20 +160,6 @@ def fronts_from_result(result: EvaluationResult, specs: dict[str, list[Controlle
         fronts[family] = Front(family, {label: {m: result.per_patient[label][m] for m in FRONT_METRICS}
                                         for label in labels})
     return BaselineFronts(result, fronts, frame_text, cohort, wall_s, families)
-
-
-def frame_days(frame: str, warmup_days: float | None = None, horizon_days: float | None = None) -> tuple[float, float]:
-    """(warm-up days, scored days) of the named ``frame``, either overridden when given; checked.
-
-    ``PL-CONFIG-VALUE`` for an unknown frame, ``PL-EVAL-WARMUP`` for a
-    warm-up that is not a finite number >= 0.
-    """
-    from agents.evaluation_frames import frame_named
-    from agents.evaluation_window import check_warmup_days
-
-    named = frame_named(frame)
-    warm = check_warmup_days(named.warmup_days if warmup_days is None else warmup_days)
-    return warm, named.horizon_days if horizon_days is None else float(horizon_days)
 
 
 def evaluate_fronts(
