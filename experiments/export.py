@@ -40,6 +40,7 @@ import sys  # noqa: E402
 from collections.abc import Sequence  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
 from pathlib import Path  # noqa: E402
+from typing import Optional  # noqa: E402
 
 import hydra  # noqa: E402
 from omegaconf import MISSING, DictConfig, OmegaConf  # noqa: E402
@@ -72,7 +73,9 @@ class ExportConfig:
     dt_s: float = MISSING
     initial_state: str = MISSING
     trace_days: float = MISSING
-    fidelity_days: float = MISSING
+    frame: str = MISSING  # long_term | week (agents.evaluation_frames): the fidelity report's warm-up and scored days
+    warmup_days: Optional[float] = None  # noqa: UP045 (OmegaConf reads Optional); None: the frame's
+    fidelity_days: Optional[float] = None  # noqa: UP045 (scored days); None: the frame's
     distill: DistillConfig = field(default_factory=DistillConfig)
     onnx_observations: int = MISSING
 
@@ -103,6 +106,8 @@ def export_request(cfg: DictConfig) -> ExportRequest:
         dt_s=cfg.dt_s,
         initial_state=cfg.initial_state,
         trace_days=cfg.trace_days,
+        frame=cfg.frame,
+        warmup_days=cfg.warmup_days,
         fidelity_days=cfg.fidelity_days,
         distill=DistillOptions(
             seed=d.seed, days=d.days, max_inputs=d.max_inputs, dagger_rounds=d.dagger_rounds,

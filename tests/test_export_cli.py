@@ -82,8 +82,8 @@ def make_run(folder: Path, action_mode: str = "on_off") -> None:
 def threshold_export(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("export") / "thr"
     proc = subprocess.run(
-        cli("source=dual_threshold", "cohort=test", "cohort.n_patients=3", "fidelity_days=1", "trace_days=0.5",
-            run_dir=run_dir),
+        cli("source=dual_threshold", "cohort=test", "cohort.n_patients=3", "frame=week", "fidelity_days=1",
+            "trace_days=0.5", run_dir=run_dir),
         cwd=ROOT, capture_output=True, text=True, env=env(), timeout=300,
     )
     return proc, run_dir
@@ -153,7 +153,7 @@ def test_export_from_python_without_hydra_writes_what_the_command_writes(thresho
         "import sys\n"
         "from experiments.exporting.run import export_controller\n"
         f"r = export_controller('dual_threshold', 'summit_rcs', {str(out)!r}, cohort='test', n_patients=3, "
-        "fidelity_days=1, trace_days=0.5)\n"
+        "frame='week', fidelity_days=1, trace_days=0.5)\n"
         "assert r == 1.0, r\n"
         "loaded = sorted(m for m in sys.modules if m == 'hydra' or m.startswith('hydra.'))\n"
         "assert not loaded, loaded\n"
@@ -271,7 +271,8 @@ def test_run_export_distils_and_reports(tmp_path):
     make_run(tmp_path / "run")
     run_dir = tmp_path / "exp"
     rc, out = run_in_process(run_dir, f"source=run:{tmp_path / 'run'}", "target=percept", "cohort.n_patients=2",
-                             "distill.days=0.5", "distill.dagger_rounds=1", "fidelity_days=0.5", "trace_days=0.2")
+                             "distill.days=0.5", "distill.dagger_rounds=1", "frame=week", "fidelity_days=0.5",
+                             "trace_days=0.2")
     assert rc == 0, out
     report = json.loads((run_dir / "fidelity.json").read_text())
     for key in ("closed_loop_balanced_accuracy", "closed_loop_cohen_kappa", "shadow_balanced_accuracy"):

@@ -286,7 +286,7 @@ def test_biomarkers_run_evaluates_and_exports(biomarkers_run, tmp_path):
 
     rc, out = te.run_in_process(tmp_path / "rcs", f"source=run:{biomarkers_run}", "target=summit_rcs",
                                 "cohort.n_patients=2", "distill.days=0.5", "distill.dagger_rounds=1",
-                                "fidelity_days=0.5", "trace_days=0.2")
+                                "frame=week", "fidelity_days=0.5", "trace_days=0.2")
     assert rc == 0, out
     report = json.loads((tmp_path / "rcs" / "fidelity.json").read_text())
     assert len(report["fits"]) == 2 and all(f["method"] == "distillation" for f in report["fits"])

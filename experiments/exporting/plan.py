@@ -15,7 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from agents.distill_fit import DistillSettings
+from agents.evaluation_frames import DEFAULT_FRAME, describe_frame
+from agents.evaluation_window import run_window
 from experiments.common.controller_entries import CONTROLLER_DIR, load_controller, parse_entry
+from experiments.common.frames import frame_days
 from simenv.batch import EnvSettings
 from simenv.cohort import load_preset
 from simenv.errors import PainloopError
@@ -48,6 +51,8 @@ class ExportRequest:
     maps reward terms to weights (None: the defaults). ``seed`` is the
     held-out noise of the clinic calibration, golden traces and fidelity
     report; ``distill.seed`` and the seeds after it are the distillation's.
+    The fidelity report is judged in ``frame`` (``agents.evaluation_frames``):
+    ``warmup_days`` unscored, then ``fidelity_days`` scored (None: the frame's).
     """
 
     source: str
@@ -59,7 +64,9 @@ class ExportRequest:
     dt_s: float = 30.0
     initial_state: str = "naive"
     trace_days: float = 1.0
-    fidelity_days: float = 2.0
+    frame: str = DEFAULT_FRAME
+    warmup_days: float | None = None
+    fidelity_days: float | None = None
     distill: DistillOptions = field(default_factory=DistillOptions)
     onnx_observations: int = 10_000
 
@@ -71,7 +78,7 @@ class Plan:
     target: str
     method: str  # direct | distill | onnx
     patients: list
-    settings: Any  # fidelity evaluation
+    settings: Any  # fidelity evaluation: its horizon_days are the scored days
     reward: Any
     seed: int
     distill: Any
@@ -80,6 +87,14 @@ class Plan:
     cohort: str
     cohort_seed: int
     policy: Any = None
+    #: The fidelity report's frame (``agents.evaluation_frames``) and its unscored days before the scored window.
+    frame: str = DEFAULT_FRAME
+    warmup_days: float = 0.0
+
+    @property
+    def frame_text(self) -> str:
+        """How the fidelity report judges: the frame's line its report repeats."""
+        return describe_frame(self.warmup_days, self.settings.horizon_days, self.settings.initial_state)
 
 
 def make_plan(request: ExportRequest, conf_dir: Path = CONTROLLER_DIR) -> Plan:
@@ -117,9 +132,11 @@ def make_plan(request: ExportRequest, conf_dir: Path = CONTROLLER_DIR) -> Plan:
         raise PainloopError("PL-ENV-ARG", f"seed={seed!r}; allowed: a whole number >= 0.")
     preset = load_preset(str(request.cohort))
     patients = preset.sample(request.n_patients)
+    warmup_days, fidelity_days = frame_days(request.frame, request.warmup_days, request.fidelity_days)
     settings = EnvSettings(
-        dt_s=float(request.dt_s), horizon_days=float(request.fidelity_days), initial_state=str(request.initial_state)
+        dt_s=float(request.dt_s), horizon_days=fidelity_days, initial_state=str(request.initial_state)
     )
+    run_window(settings, warmup_days)  # warm-up + scored days within the simulator's longest run
     EnvSettings(dt_s=float(request.dt_s), horizon_days=float(request.trace_days))  # checks trace_days
     reward = RewardWeights.from_mapping(dict(request.reward) if request.reward is not None else None)
     d = request.distill
@@ -157,7 +174,7 @@ def make_plan(request: ExportRequest, conf_dir: Path = CONTROLLER_DIR) -> Plan:
                 "PL-EXPORT-TARGET", "target=onnx needs the optional extra 'onnx': pip install 'painloop[onnx]'."
             ) from None
     return Plan(spec, source, target, method, patients, settings, reward, seed, distill, float(request.trace_days),
-                int(request.onnx_observations), preset.name, preset.seed, policy)
+                int(request.onnx_observations), preset.name, preset.seed, policy, str(request.frame), warmup_days)
 
 
 def patient_file_stem(p) -> str:

@@ -96,6 +96,7 @@ def _export_configs(plan: Plan, folder: RunFolder, run_dir: Path, argv, config) 
     a = report["agreement_per_patient_mean"]
     r = report["reward_per_day_mean"]
     print(
+        f"fidelity report, {plan.frame_text}\n"
         f"agreement with the source on held-out days (mean over patients, 95% CI):\n"
         f"  closed loop: balanced accuracy {a['closed_loop_balanced_accuracy']['mean']:.3f} "
         f"[{a['closed_loop_balanced_accuracy']['ci_low']:.3f}, {a['closed_loop_balanced_accuracy']['ci_high']:.3f}], "
@@ -210,7 +211,7 @@ def export_controller(
 
     ``options`` are the other ``ExportRequest`` fields (``cohort``,
     ``n_patients``, ``seed``, ``dt_s``, ``initial_state``, ``trace_days``,
-    ``fidelity_days``, ``reward``, ``distill=DistillOptions(...)``,
+    ``frame``, ``warmup_days``, ``fidelity_days``, ``reward``, ``distill=DistillOptions(...)``,
     ``onnx_observations``). Returns what ``run_export`` returns; the files and
     ``status.json`` are in ``out_dir``.
     """
