@@ -5,8 +5,9 @@ It owns what the export command does around the device-side pieces of
 traces, the ONNX graph, none of which import ``experiments``): reading the
 source's controller entry and the cohort, checking every input before any
 file is written (``plan``), building and validating one config per patient
-(``configs``), the fidelity report on held-out days (``fidelity``), and the
-run folder with its files, status and exit codes (``run``).
+(``configs``), the fidelity report on held-out days in a frame, long-term by
+default (``fidelity``), and the run folder with its files, status and exit
+codes (``run``).
 ``python -m experiments.export`` is the Hydra entry point over
 ``run.run_export``; from Python::
 
