@@ -15,10 +15,11 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from agents.evaluation_frames import describe_frame, frame_named
+from agents.evaluation_frames import describe_frame
 from agents.evaluation_pool import resolve_jobs
-from agents.evaluation_window import check_warmup_days, run_window
+from agents.evaluation_window import run_window
 from experiments.common.controller_entries import CONTROLLER_DIR, resolve_controllers
+from experiments.common.frames import frame_days
 from experiments.config.schema import EvaluateConfig
 from experiments.evaluation.config import as_dictconfig
 from simenv.errors import PainloopError
@@ -68,9 +69,8 @@ def make_plan(cfg: EvaluateConfig | DictConfig, conf_dir: Path = CONTROLLER_DIR)
     seed = cfg.seed
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise PainloopError("PL-ENV-ARG", f"seed={seed!r}; allowed: a whole number >= 0.")
-    frame = frame_named(cfg.get("frame", "week"))
-    warmup_days = check_warmup_days(frame.warmup_days if cfg.get("warmup_days") is None else cfg.warmup_days)
-    horizon_days = frame.horizon_days if cfg.get("horizon_days") is None else float(cfg.horizon_days)
+    frame_name = cfg.get("frame", "week")
+    warmup_days, horizon_days = frame_days(frame_name, cfg.get("warmup_days"), cfg.get("horizon_days"))
     preset = load_preset(str(cfg.cohort.name))
     patients = preset.sample(cfg.cohort.n_patients)
     settings = EnvSettings(
@@ -99,4 +99,4 @@ def make_plan(cfg: EvaluateConfig | DictConfig, conf_dir: Path = CONTROLLER_DIR)
             s.clinic_settings()
     jobs = resolve_jobs(cfg.get("jobs", 1), len(patients))
     return Plan(specs, extra, patients, settings, reward, seed, reference, int(trace_patient), preset.name,
-                preset.seed, len(patients), jobs, frame.name, warmup_days)
+                preset.seed, len(patients), jobs, frame_name, warmup_days)
