@@ -168,3 +168,42 @@ def test_train_refuses_arguments_that_do_not_fit_together(tmp_path):
         default_config("ppo2")
     assert info.value.code == "PL-AGENT-UNKNOWN"
     assert not any(tmp_path.iterdir())  # nothing written
+
+
+def _conf_copy(tmp_path: Path, files: dict[str, str]) -> Path:
+    import shutil
+
+    from experiments.config.schema import CONF_DIR
+
+    conf = tmp_path / "conf"
+    shutil.copytree(CONF_DIR, conf)
+    for name, text in files.items():
+        (conf / "experiment" / f"{name}.yaml").write_text(text)
+    return conf
+
+
+def test_an_experiment_that_includes_another_takes_its_keys_and_overrides(tmp_path):
+    """``- <other>`` in an experiment's defaults merges that experiment first, its agent override included."""
+    from experiments.config.compose import compose
+    from experiments.config.train_schema import GROUP_CODES, GROUPS
+    from experiments.training.defaults import CONFIG_NAME, SCHEMAS
+
+    conf = _conf_copy(tmp_path, {
+        "inner": "# @package _global_\ndefaults:\n  - override /agent: a2c\nseed: 7\neval_freq: 1000\n",
+        "outer": "# @package _global_\ndefaults:\n  - inner\neval_freq: 2000\n",
+    })
+    cfg = compose(CONFIG_NAME, SCHEMAS, GROUPS, conf_dir=conf, choices={"experiment": "outer"}, group_codes=GROUP_CODES)
+    assert (cfg.seed, cfg.eval_freq, cfg.agent.name) == (7, 2000, "a2c")  # inner's keys, outer's own last
+
+
+def test_an_experiment_that_includes_itself_is_refused(tmp_path):
+    from experiments.config.compose import compose
+    from experiments.config.train_schema import GROUP_CODES, GROUPS
+    from experiments.training.defaults import CONFIG_NAME, SCHEMAS
+    from simenv.errors import PainloopError
+
+    conf = _conf_copy(tmp_path, {"a": "# @package _global_\ndefaults:\n  - b\n",
+                                 "b": "# @package _global_\ndefaults:\n  - a\n"})
+    with pytest.raises(PainloopError, match="includes itself") as err:
+        compose(CONFIG_NAME, SCHEMAS, GROUPS, conf_dir=conf, choices={"experiment": "a"}, group_codes=GROUP_CODES)
+    assert err.value.code == "PL-CONFIG-VALUE"
