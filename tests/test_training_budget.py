@@ -315,3 +315,32 @@ def test_bad_budget_on_the_command_line(tmp_path):
                           cwd=ROOT, capture_output=True, text=True, env=ttr.env(), timeout=180)
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith("error: PL-BUDGET-VALUE: budget.energy_j_per_day=-2.0")
+
+
+def test_validation_energy_is_read_at_the_training_cohorts_cost():
+    """A validation cohort cheaper to stimulate than the training cohort must not let a model pass the budget."""
+    from experiments.training.budget import (
+        continuous_energy_j_per_day,
+        make_budget,
+        meets,
+        validation_energy,
+    )
+    from experiments.training.defaults import default_config
+    from experiments.training.runner import config_dict
+    from simenv import load_preset
+
+    train = load_preset("train").sample(20)
+    val = load_preset("validation").sample(10)
+    config = config_dict(default_config("ppo"))
+    config["budget"]["energy_j_per_day"] = 3.0
+    assert make_budget(config, train).validation_scale == 1.0
+    b = make_budget(config, train, val)
+    cost = lambda ps: sum(continuous_energy_j_per_day(p) for p in ps) / len(ps)  # noqa: E731
+    assert b.validation_scale == pytest.approx(cost(train) / cost(val))
+    assert b.validation_scale > 1.05  # the 10 default validation patients are cheaper: a real correction
+    # The same duty on both cohorts: 40% on-time is 0.4 x continuous energy on each.
+    m = {"stim_energy_j_per_day": 0.4 * cost(val), "mean_pain_nrs": 6.0}
+    assert validation_energy(m, b) == pytest.approx(0.4 * cost(train))
+    b_between = make_budget(config | {"budget": config["budget"] | {"energy_j_per_day": 0.4 * cost(val) * 1.02}},
+                            train, val)
+    assert not meets(m, b_between)  # within the budget in validation J/day, over it at the training cohort's cost

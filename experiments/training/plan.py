@@ -217,5 +217,5 @@ def make_plan(config: dict) -> TrainPlan:
     finetune = _finetune_source(config, agent, algo, settings) if config.get("finetune_from") else None
     return TrainPlan(config, agent, algo, agent_cfg, hyperparams, settings, val_settings, reward, train_patients,
                      train_cohort, val_patients, val_cohort, seed, n_envs, rollout, budget, requested, eval_freq,
-                     checkpoint_freq, int(trace), finetune, energy_budget=make_budget(config, train_patients))
+                     checkpoint_freq, int(trace), finetune, energy_budget=make_budget(config, train_patients, val_patients))
 
