@@ -20,6 +20,7 @@ from typing import Any
 from agents.baselines import Continuous, Cycling, LatentThreshold, Off, RandomOnOff, Threshold
 from agents.clinic import ClinicSettings, DetectorSettings
 from agents.config_policy import ConfigPolicy
+from agents.planner import Planner
 from agents.policy import BasePolicy
 from simenv.errors import PainloopError
 
@@ -31,6 +32,7 @@ KINDS: dict[str, tuple[type[BasePolicy], tuple[str, ...]]] = {
     "latent_threshold": (LatentThreshold, ("target_duty",)),
     "oracle": (LatentThreshold, ("target_duty",)),  # deprecated alias of latent_threshold (DEPRECATED_KINDS)
     "threshold": (Threshold, ()),
+    "planner": (Planner, ("lookahead_min", "replan_min", "patterns_min", "clairvoyant", "price_tolerance")),
     "dual_threshold": (Threshold, ()),
     "run": (BasePolicy, ("path", "which")),  # a training run folder (agents.rl_policy)
     "policy": (BasePolicy, ()),  # an in-memory policy object, given as ``factory``
@@ -158,6 +160,8 @@ class ControllerSpec:
             return RandomOnOff(self.label, dt_s=dt_s, seed=seed, **p)
         if self.kind in _CALIBRATED_KINDS:
             return LatentThreshold(self.label, **{k: v for k, v in p.items() if k in KINDS[self.kind][1]})
+        if self.kind == "planner":
+            return Planner(self.label, dt_s=dt_s, seed=seed, **p)
         if self.needs_detector:
             return Threshold(self.label, dt_s=dt_s)
         return klass(self.label)

@@ -338,6 +338,9 @@ def _run_phase(
                 for p, d, r in zip(patients, dets, records, strict=True)
             ]
         )
+        configure_reward = getattr(pol, "configure_reward", None)
+        if configure_reward is not None:  # a planner scores its look-ahead by the evaluation's reward
+            configure_reward(batch.reward_weights)
         configure = getattr(pol, "configure_core", None)
         if configure is not None:
             configure(batch.core, slices[specs.index(spec)])
