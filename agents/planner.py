@@ -1,12 +1,12 @@
 """The headroom planner: receding-horizon control on copies of the patient, a privileged reference to bound others.
 
-Every ``replan_min`` the planner copies each patient's full simulator state
-(it reads latent state no device has: ``uses_latent = True``), simulates
-every candidate of ``agents.planner_candidates`` (off, continuous, periodic
-on/off patterns at every phase) for ``lookahead_min`` on those copies, all
-patients x candidates in one batch (``agents.lookahead``), scores each by
-the evaluation's own reward summed over the look-ahead, and applies the
-first ``replan_min`` of the best. ``clairvoyant: true`` runs the look-ahead
+Every ``replan_min`` (when a patient's commitment has ended) the planner
+copies each patient's full simulator state (it reads latent state no device
+has: ``uses_latent = True``), simulates every candidate of
+``agents.planner_candidates`` (off, continuous, periodic on/off patterns)
+for ``lookahead_min`` on those copies, all patients x candidates in one
+batch (``agents.lookahead``), scores each by the evaluation's own reward
+summed over the look-ahead, and follows the best for its commitment. ``clairvoyant: true`` runs the look-ahead
 on the patient's own future noise (exact: the look-ahead of the chosen
 candidate *is* the patient's next minutes, bit for bit); otherwise on a
 fresh sample of it (``agents.planner_noise``).
@@ -25,21 +25,25 @@ minus this price has, to first order, the long-run reward's gradient in the
 duty, so the planner settles at the duty that is best over months and
 spends it where the look-ahead says it helps most.
 
-**Why it bounds, and where it can fall short.** The candidates include
-continuing each fixed schedule of the set (cycling 5/5 among them) from
-where it stands, so at every re-plan the chosen candidate is at least as
-good as each of those over the look-ahead, by the priced reward (a rollout
-over base policies: in the exact, infinite-horizon case its result is at
-least as good as the best base policy). It can fall short: (1) the
-look-ahead is finite, so carry-over beyond it is not credited (patterns
-continue to its end, which mostly cancels between candidates); (2) the
-tolerance price is first order, at the running duty, with a ``c_T``
-estimated on the planner's own past; (3) the candidate set is a few
-patterns, not every on/off sequence, so the true optimum is above it; (4)
-without clairvoyance it plans on one sampled future per re-plan. A
-controller outside the set that reacts to the biomarkers (threshold, a
-learned policy) is not covered by the rollout argument: whether the planner
-beats it is measured (docs/evaluation.md).
+**Commitment.** A chosen pattern is followed for its whole period (off and
+continuous for one re-planning interval; ``agents.planner_candidates``), so
+the off blocks a plan was scored with do happen: a plain receding horizon
+re-chooses "on first" every few minutes and ends near-continuous.
+
+**Why it bounds, and where it can fall short.** Whenever a commitment ends
+the candidates include starting each fixed schedule of the set afresh
+(cycling 5/5 among them), off and continuous, and the planner takes the best
+of them over the look-ahead by the priced reward: a rollout over these base
+policies, which (exact model, infinite horizon) is at least as good as the
+best of them. It can fall short: (1) the look-ahead is finite, so relief
+built near its end is not credited, which biases the choice between patterns
+where carry-over is long next to the look-ahead; (2) the tolerance price is
+first order, at the running duty, with ``c_T`` estimated on the planner's
+own past; (3) the candidates are a few patterns, not every on/off sequence,
+so the true optimum lies above; (4) without clairvoyance it plans on one
+sampled future per re-plan. Controllers outside the set that react to the
+biomarkers (threshold, learned policies) are not covered by the rollout
+argument: whether the planner beats them is measured (docs/evaluation.md).
 """
 
 from __future__ import annotations
@@ -71,10 +75,11 @@ _COL = {name: i for i, name in enumerate(STEP_INFO)}
 
 @dataclass(frozen=True)
 class PlanRecord:
-    """The last re-plan, per patient: the look-ahead's view of the block about to be applied."""
+    """The last re-plan, per patient: the look-ahead's view of the next re-planning interval under the best candidate."""
 
     decision: int  # index of the block's first decision since the reset
-    candidate: np.ndarray  # chosen candidate per patient (row of ``Planner.candidates``)
+    candidate: np.ndarray  # best candidate per patient (row of ``Planner.candidates``)
+    adopted: np.ndarray  # True where the patient's commitment had ended: it follows ``candidate`` now
     block_rewards: np.ndarray  # look-ahead reward of each of the block's decisions, shape (n_patients, replan decisions)
     state_after_block: np.ndarray  # look-ahead state at the block's end, shape (n_patients, N_STATE)
     price: np.ndarray  # tolerance price per unit of on-fraction per decision (0 without price_tolerance)
@@ -93,7 +98,7 @@ class Planner(BasePolicy):
         self.seed = seed
         self.settings = PlannerSettings(dt_s, lookahead_min, replan_min, tuple(map(tuple, patterns_min)),  # type: ignore[arg-type]
                                         clairvoyant, price_tolerance)
-        self.candidates, self.candidate_names = candidate_table(self.settings)
+        self.candidates, self.commit_decisions, self.candidate_names = candidate_table(self.settings)
         self.env_settings = EnvSettings(dt_s=dt_s)
         self.reward = RewardWeights()
         self.last_plan: PlanRecord | None = None
@@ -107,7 +112,7 @@ class Planner(BasePolicy):
         s = self.settings
         self.settings = PlannerSettings(decision_s, s.lookahead_min, s.replan_min, s.patterns_min, s.clairvoyant,
                                         s.price_tolerance)
-        self.candidates, self.candidate_names = candidate_table(self.settings)
+        self.candidates, self.commit_decisions, self.candidate_names = candidate_table(self.settings)
         self.env_settings = settings
 
     def configure_reward(self, reward: RewardWeights) -> None:
@@ -117,7 +122,9 @@ class Planner(BasePolicy):
     def reset(self, patients: list[PatientContext]) -> None:
         super().reset(patients)
         self._decision = 0
-        self._block = np.zeros((self.n, self.settings.replan_decisions), dtype=np.int64)
+        self._plan = np.zeros((self.n, int(self.commit_decisions.max())), dtype=np.int64)  # committed actions
+        self._step = np.zeros(self.n, dtype=np.int64)  # decisions of the commitment done
+        self._length = np.zeros(self.n, dtype=np.int64)  # the commitment's length, decisions
         self._cost = np.zeros(self.n)  # running mean of the tolerance cost c_T per patient
         self._packed = np.zeros((self.n, len(STEP_INFO)))
         self._core = None
@@ -147,11 +154,14 @@ class Planner(BasePolicy):
                 "agents.evaluation.evaluate or agents.rollout, which hand it the core (configure_core).",
             )
         self._book_cost(info)
-        k = self._decision % self.settings.replan_decisions
-        if k == 0:
-            self._replan()
+        if self._decision % self.settings.replan_decisions == 0:
+            due = self._step >= self._length  # commitments end on the re-planning grid
+            if due.any():
+                self._replan(due)
+        action = self._plan[np.arange(self.n), self._step]
+        self._step += 1
         self._decision += 1
-        return self._block[:, k].copy()
+        return action
 
     def _book_cost(self, info: Any) -> None:
         """Fold the last decision's tolerance cost into each patient's running ``c_T`` (none at a reset)."""
@@ -171,7 +181,8 @@ class Planner(BasePolicy):
         slope = np.array([equilibrium_tolerance_slope(p, float(d)) for p, d in zip(self._slope_at, duty, strict=True)])
         return np.maximum(self._cost, 0.0) * slope
 
-    def _replan(self) -> None:
+    def _replan(self, due: np.ndarray) -> None:
+        """Run the look-ahead and commit the patients in ``due`` (bool, per patient) to their best candidate."""
         assert self._core is not None and self._lookahead is not None
         keep = self.settings.replan_decisions
         result = self._lookahead.run(self._core, self._slots, self._noise, self._amplitudes, keep)
@@ -180,7 +191,10 @@ class Planner(BasePolicy):
         score = result.reward.reshape(n_cand, self.n) - price * (result.on_time_s.reshape(n_cand, self.n)
                                                                  / self.settings.decision_s)
         best = np.argmax(score, axis=0)  # ties: the first candidate (off before continuous before patterns)
-        self._block = self.candidates[best, :keep]
+        for i in np.flatnonzero(due):
+            length = self.commit_decisions[best[i]]
+            self._plan[i, :length] = self.candidates[best[i], :length]
+            self._length[i], self._step[i] = length, 0
         rows = best * self.n + np.arange(self.n)
-        self.last_plan = PlanRecord(self._decision, best, result.first_rewards[rows], result.state_after_first[rows],
-                                    price)
+        self.last_plan = PlanRecord(self._decision, best, due.copy(), result.first_rewards[rows],
+                                    result.state_after_first[rows], price)

@@ -1,14 +1,16 @@
 """The headroom planner's settings and its candidate set: stimulation patterns, checked and laid out in decisions.
 
-A candidate is a periodic on/off pattern (``on_min`` on, ``off_min`` off,
-repeated) entered at one phase. The set always holds ``off`` and
-``continuous``, and every pattern of ``patterns_min`` at every phase a
-fixed schedule of that pattern can be in when the planner re-plans (the
-orbit of the re-planning interval around the period) plus the start of its
-off block. So continuing any of these fixed schedules, cycling 5 min / 5 min
-among them, is always a candidate, whatever the planner did before: that is
-what makes the planner's choice at least as good as each of them over its
-look-ahead (docs/evaluation.md, "The headroom planner").
+A candidate is ``off``, ``continuous``, or a periodic on/off pattern of
+``patterns_min`` (``on_min`` on, then ``off_min`` off, repeated) started
+now. The planner commits to a chosen candidate for its *commitment*: a
+pattern's whole period, ``off`` and ``continuous`` one re-planning interval
+(each rounded up to whole re-planning intervals), so every on block it
+starts is followed by the off block it was scored with. Without that a
+receding horizon ratchets: the look-ahead does not credit relief built near
+its end, so "on first, off later" always looks better than "off first", the
+promised off blocks never come, and the planner ends near-continuous while
+each plan charges the duty of its pattern (measured: docs/evaluation.md,
+"The headroom planner").
 
 Durations are in minutes and must be whole numbers of decision intervals
 (``decision_s``); a bad value raises ``PL-CONTROLLER-PARAM`` naming it.
@@ -75,6 +77,10 @@ class PlannerSettings:
                 _decisions("patterns_min", value, self.decision_s, self.decision_s / 60.0, MAX_LOOKAHEAD_MIN)
             pairs.append((float(pair[0]), float(pair[1])))
         object.__setattr__(self, "patterns_min", tuple(pairs))
+        longest = max((on + off for on, off in pairs), default=0.0)
+        if self.lookahead_min < longest - 1e-12:
+            raise _refuse("lookahead_min", self.lookahead_min, f"at least the longest pattern's period, {longest:g} min "
+                          "(each pattern is scored over a whole period at least)")
         assert replan >= 1
 
     @property
@@ -86,28 +92,23 @@ class PlannerSettings:
         return int(round(self.lookahead_min * 60.0 / self.decision_s))
 
 
-def pattern_phases(on: int, off: int, replan: int) -> list[int]:
-    """Phases (decisions into the period) a fixed ``on``/``off`` schedule can be in at a re-plan, and its off block's start."""
-    period = on + off
-    orbit = {(k * replan) % period for k in range(period)}
-    return sorted(orbit | {on})
+def candidate_table(settings: PlannerSettings) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """The candidates: on (1) / off (0) at each look-ahead decision, shape (n_candidates, lookahead decisions),
+    each one's commitment in decisions (n_candidates,) and its name.
 
-
-def candidate_table(settings: PlannerSettings) -> tuple[np.ndarray, list[str]]:
-    """On (1) / off (0) of each candidate at each look-ahead decision, shape (n_candidates, lookahead decisions).
-
-    Row 0 is ``off``, row 1 ``continuous``, then each pattern at each phase;
-    the names (e.g. ``5/5@5`` for 5 min on / 5 min off entered 5 min into
-    its period) say which.
+    Row 0 is ``off``, row 1 ``continuous``, then each pattern (named e.g.
+    ``5/10`` for 5 min on, 10 min off), on block first.
     """
     horizon = settings.lookahead_decisions
+    replan = settings.replan_decisions
     to_dec = 60.0 / settings.decision_s
     rows = [np.zeros(horizon, dtype=np.int64), np.ones(horizon, dtype=np.int64)]
+    commit = [replan, replan]
     names = ["off", "continuous"]
     j = np.arange(horizon)
     for on_min, off_min in settings.patterns_min:
         on, off = int(round(on_min * to_dec)), int(round(off_min * to_dec))
-        for phase in pattern_phases(on, off, settings.replan_decisions):
-            rows.append(((phase + j) % (on + off) < on).astype(np.int64))
-            names.append(f"{on_min:g}/{off_min:g}@{phase / to_dec:g}")
-    return np.stack(rows), names
+        rows.append((j % (on + off) < on).astype(np.int64))
+        commit.append(-(-(on + off) // replan) * replan)
+        names.append(f"{on_min:g}/{off_min:g}")
+    return np.stack(rows), np.array(commit, dtype=np.int64), names

@@ -4,6 +4,7 @@ contains on a tiny case, bad parameters are refused with their code; the oracle 
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ import pytest
 from agents.controllers import ControllerSpec
 from agents.evaluation import evaluate
 from agents.planner import Planner
-from agents.planner_candidates import candidate_table, pattern_phases
+from agents.planner_candidates import candidate_table
 from agents.policy import PatientContext
 from simenv.batch import EnvSettings, PainStimBatch
 from simenv.cohort import load_preset
@@ -21,16 +22,20 @@ from simenv.reward import RewardWeights
 PATIENTS = load_preset("test").sample(2)
 
 
-def _drive(planner: Planner, batch: PainStimBatch, decisions: int, seed: int) -> list[tuple[object, np.ndarray, np.ndarray]]:
-    """Run ``planner`` on ``batch`` for ``decisions``; per re-plan: (its plan, the real block rewards, the real state after)."""
+def _drive(planner: Planner, batch: PainStimBatch, decisions: int, seed: int) -> list[tuple[Any, np.ndarray, np.ndarray]]:
+    """Run ``planner`` on ``batch`` for ``decisions``; per re-plan: (its plan, the real block rewards, the real state after).
+
+    ``planner.actions_seen`` keeps every action, shape (n_patients, decisions)."""
     obs, info = batch.reset(seed=seed)
     planner.reset([PatientContext(p.uid, p.cohort, p.index, p.params, batch._norm[p]) for p in batch.slot_patients])
     planner.configure_reward(batch.reward_weights)
     planner.configure_core(batch.core, slice(None))
     block = planner.settings.replan_decisions
     seen, rewards = [], np.zeros((batch.n, block))
+    planner.actions_seen = np.zeros((batch.n, decisions), dtype=np.int64)  # type: ignore[attr-defined]
     for d in range(decisions):
         action = planner.act(obs, info)
+        planner.actions_seen[:, d] = action  # type: ignore[attr-defined]
         if d % block == 0:
             plan = planner.last_plan
         obs, reward, _, _ = batch.step_arrays(None, batch.amplitudes_for(action, "on_off"))
@@ -51,9 +56,10 @@ def test_clairvoyant_lookahead_of_the_chosen_candidate_is_the_real_future_bit_fo
     seen = _drive(planner, batch, decisions=10 * 24, seed=7)
     chosen = set()
     for plan, real_rewards, real_state in seen:
-        np.testing.assert_array_equal(plan.block_rewards, real_rewards)
-        np.testing.assert_array_equal(plan.state_after_block, real_state)  # NaN (no report yet) equals NaN
-        chosen.update(planner.candidate_names[c] for c in plan.candidate)
+        adopted = plan.adopted  # the patients whose commitment ended: they now follow the look-ahead's best
+        np.testing.assert_array_equal(plan.block_rewards[adopted], real_rewards[adopted])
+        np.testing.assert_array_equal(plan.state_after_block[adopted], real_state[adopted])  # NaN equals NaN
+        chosen.update(planner.candidate_names[c] for c in plan.candidate[adopted])
     assert len(chosen) >= 2, chosen
 
 
@@ -77,15 +83,29 @@ def test_planner_reward_is_at_least_cycling_and_off_on_a_tiny_case():
         assert np.all(m["planner"]["reward_per_day"] >= m[other]["reward_per_day"]), other
 
 
-def test_candidates_hold_off_continuous_and_every_phase_of_each_schedule():
-    assert pattern_phases(10, 10, 10) == [0, 10]  # 5 min / 5 min at 30 s decisions, re-planned every 5 min
-    assert pattern_phases(5, 5, 10) == [0, 5]  # 2.5 / 2.5: on first, or off first
-    assert pattern_phases(10, 20, 10) == [0, 10, 20]
-    planner = Planner("p", patterns_min=[[5, 5]], lookahead_min=20, replan_min=5)
-    table, names = candidate_table(planner.settings)
-    assert names == ["off", "continuous", "5/5@0", "5/5@5"]
-    assert table.shape == (4, 40) and table[0].sum() == 0 and table[1].sum() == 40
-    assert table[2, :10].all() and not table[2, 10:20].any() and not table[3, :10].any()
+def test_candidates_are_off_continuous_and_each_pattern_committed_for_its_period():
+    planner = Planner("p", patterns_min=[[5, 5], [2.5, 2.5], [5, 10]], lookahead_min=30, replan_min=5)
+    table, commit, names = candidate_table(planner.settings)
+    assert names == ["off", "continuous", "5/5", "2.5/2.5", "5/10"]
+    assert commit.tolist() == [10, 10, 20, 10, 30]  # decisions of 30 s: a period, at least one re-plan interval
+    assert table.shape == (5, 60) and table[0].sum() == 0 and table[1].sum() == 60
+    assert table[2, :10].all() and not table[2, 10:20].any() and table[2, 20:30].all()
+    assert table[4, :10].all() and not table[4, 10:30].any()
+
+
+def test_a_chosen_pattern_runs_its_whole_period_off_block_included():
+    batch = PainStimBatch(PATIENTS, EnvSettings(horizon_days=1.0), RewardWeights(energy=3.0))
+    planner = Planner("p", patterns_min=[[5, 10]], lookahead_min=30, replan_min=5, clairvoyant=True)
+    seen = _drive(planner, batch, decisions=10 * 24, seed=7)
+    period = [1] * 10 + [0] * 20
+    followed = 0
+    for plan, _, _ in seen:
+        for i in np.flatnonzero(plan.adopted & (plan.candidate == 2)):  # 2: the pattern 5/10
+            actions = planner.actions_seen[i, plan.decision : plan.decision + 30]  # type: ignore[attr-defined]
+            if len(actions) == 30:
+                assert actions.tolist() == period
+                followed += 1
+    assert followed >= 1
 
 
 @pytest.mark.parametrize(
