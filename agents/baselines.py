@@ -4,8 +4,10 @@
 - ``cycling``: a fixed on/off schedule (default 1 min / 1 min, as RC+S cycling);
 - ``threshold`` and ``dual_threshold``: the clinic-calibrated biomarker
   detector, run in device arithmetic (``agents.detector``);
-- ``oracle``: a threshold on the latent pain drive, an upper-bound reference
-  no device has (``uses_latent = True``);
+- ``latent_threshold`` (formerly ``oracle``, still accepted as an alias):
+  a threshold on the latent pain drive, a reference with information no
+  device has (``uses_latent = True``); perfect information with a naive rule,
+  not an upper bound (the headroom planner, ``agents.planner``, is the bound);
 - ``random``: a random on/off process at a given (or matched) duty cycle and
   mean burst length, the null hypothesis for "the biomarker is worth it".
 
@@ -131,12 +133,14 @@ class RandomOnOff(BasePolicy):
         return self.on.astype(np.int64)
 
 
-class Oracle(BasePolicy):
+class LatentThreshold(BasePolicy):
     """Stimulate while the latent pain drive exceeds the patient's threshold.
 
     The threshold is the drive quantile that gives ``target_duty`` over the
-    clinic's calibration period. No device can sense the drive: this is an
-    upper-bound reference and is labelled so everywhere (``uses_latent``).
+    clinic's calibration period. No device can sense the drive: this is a
+    privileged reference and is labelled so everywhere (``uses_latent``). It
+    is not an upper bound: on while the drive is high stimulates in blocks of
+    hours, which bursting controllers beat (docs/evaluation.md).
     """
 
     reads_observations = False
@@ -145,7 +149,7 @@ class Oracle(BasePolicy):
     def __init__(self, name: str, target_duty: float = 0.5) -> None:
         super().__init__(name)
         if not 0.0 < target_duty < 1.0:
-            raise PainloopError("PL-CONTROLLER-PARAM", f"oracle target_duty={target_duty!r}; allowed: (0, 1).")
+            raise PainloopError("PL-CONTROLLER-PARAM", f"latent_threshold target_duty={target_duty!r}; allowed: (0, 1).")
         self.target_duty = target_duty
 
     def reset(self, patients: list[PatientContext]) -> None:

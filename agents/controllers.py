@@ -3,18 +3,24 @@
 The Hydra layer reads ``conf/controller/<name>.yaml`` (each sets ``kind`` and
 parameters) into ``ControllerSpec``; everything below Hydra works with these
 plain objects, so a notebook can build the same controllers without Hydra.
+
+Kind ``oracle`` is the former name of ``latent_threshold`` (a threshold on
+the latent pain drive, not an upper bound): accepted for one more release,
+with a ``FutureWarning`` naming the new kind.
 """
 
 from __future__ import annotations
 
 import functools
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from agents.baselines import Continuous, Cycling, Off, Oracle, RandomOnOff, Threshold
+from agents.baselines import Continuous, Cycling, LatentThreshold, Off, RandomOnOff, Threshold
 from agents.clinic import ClinicSettings, DetectorSettings
 from agents.config_policy import ConfigPolicy
+from agents.planner import Planner
 from agents.policy import BasePolicy
 from simenv.errors import PainloopError
 
@@ -23,13 +29,19 @@ KINDS: dict[str, tuple[type[BasePolicy], tuple[str, ...]]] = {
     "continuous": (Continuous, ()),
     "cycling": (Cycling, ("on_s", "off_s")),
     "random": (RandomOnOff, ("duty", "mean_on_s", "match")),
-    "oracle": (Oracle, ("target_duty",)),
+    "latent_threshold": (LatentThreshold, ("target_duty",)),
+    "oracle": (LatentThreshold, ("target_duty",)),  # deprecated alias of latent_threshold (DEPRECATED_KINDS)
     "threshold": (Threshold, ()),
+    "planner": (Planner, ("lookahead_min", "replan_min", "patterns_min", "clairvoyant", "price_tolerance")),
     "dual_threshold": (Threshold, ()),
     "run": (BasePolicy, ("path", "which")),  # a training run folder (agents.rl_policy)
     "policy": (BasePolicy, ()),  # an in-memory policy object, given as ``factory``
     "config": (ConfigPolicy, ("path",)),  # a folder of exported device configs (agents.config_policy)
 }
+#: Former kind names still accepted, for one release, with a warning naming the new one.
+DEPRECATED_KINDS: dict[str, str] = {"oracle": "latent_threshold"}
+#: Kinds that read the clinic's calibration period (the latent drive's quantiles), not a detector.
+_CALIBRATED_KINDS = ("latent_threshold", "oracle")
 _DETECTOR_KEYS = tuple(f.name for f in fields(DetectorSettings))
 _CLINIC_KEYS = tuple(f"calibration_{f.name}" for f in fields(ClinicSettings))
 
@@ -38,7 +50,7 @@ def allowed_params(kind: str) -> tuple[str, ...]:
     """Parameter names a controller kind accepts."""
     if kind in ("threshold", "dual_threshold"):
         return _DETECTOR_KEYS + _CLINIC_KEYS
-    if kind == "oracle":
+    if kind in _CALIBRATED_KINDS:
         return KINDS[kind][1] + _CLINIC_KEYS
     return KINDS[kind][1]
 
@@ -81,6 +93,14 @@ class ControllerSpec:
             raise PainloopError(
                 "PL-CONTROLLER-UNKNOWN", f"controller kind '{self.kind}' does not exist; available kinds: {sorted(KINDS)}."
             )
+        if self.kind in DEPRECATED_KINDS:
+            new = DEPRECATED_KINDS[self.kind]
+            warnings.warn(
+                f"controller '{self.label}': kind '{self.kind}' is deprecated and will be removed in the next "
+                f"release; use kind '{new}' (controller file {new}.yaml), the same controller under its name.",
+                FutureWarning,
+                stacklevel=3,
+            )
         unknown = sorted(set(self.params) - set(allowed_params(self.kind)))
         if unknown:
             raise PainloopError(
@@ -92,6 +112,11 @@ class ControllerSpec:
     @property
     def needs_detector(self) -> bool:
         return self.kind in ("threshold", "dual_threshold")
+
+    @property
+    def needs_calibration(self) -> bool:
+        """Does the controller read the clinic's calibration period (a detector or the latent drive's quantiles)?"""
+        return self.needs_detector or self.kind in _CALIBRATED_KINDS
 
     @property
     def uses_latent(self) -> bool:
@@ -133,8 +158,10 @@ class ControllerSpec:
         if self.kind == "random":
             p.pop("match", None)
             return RandomOnOff(self.label, dt_s=dt_s, seed=seed, **p)
-        if self.kind == "oracle":
-            return Oracle(self.label, **{k: v for k, v in p.items() if k in KINDS["oracle"][1]})
+        if self.kind in _CALIBRATED_KINDS:
+            return LatentThreshold(self.label, **{k: v for k, v in p.items() if k in KINDS[self.kind][1]})
+        if self.kind == "planner":
+            return Planner(self.label, dt_s=dt_s, seed=seed, **p)
         if self.needs_detector:
             return Threshold(self.label, dt_s=dt_s)
         return klass(self.label)

@@ -307,7 +307,7 @@ def _controllers_to_run(
 
 def _clinic_records(specs, patients, dt_s, seed) -> dict:
     """One clinic calibration period per distinct setting, shared by the controllers that use it."""
-    needed = {s.clinic_settings() for s in specs if s.needs_detector or s.kind == "oracle"}
+    needed = {s.clinic_settings() for s in specs if s.needs_calibration}
     return {cs: record_calibration_period(patients, dt_s, seed, cs) for cs in needed}
 
 
@@ -329,7 +329,7 @@ def _run_phase(
     slices = _slices(n_pat, n_ctl)
     for spec, pol in zip(specs, policies, strict=True):
         records: list[ClinicRecord | None] = (
-            clinic[spec.clinic_settings()] if (spec.needs_detector or spec.kind == "oracle") else [None] * n_pat
+            clinic[spec.clinic_settings()] if spec.needs_calibration else [None] * n_pat
         )
         dets = detectors.get(spec.label, [None] * n_pat)
         pol.reset(
@@ -338,6 +338,9 @@ def _run_phase(
                 for p, d, r in zip(patients, dets, records, strict=True)
             ]
         )
+        configure_reward = getattr(pol, "configure_reward", None)
+        if configure_reward is not None:  # a planner scores its look-ahead by the evaluation's reward
+            configure_reward(batch.reward_weights)
         configure = getattr(pol, "configure_core", None)
         if configure is not None:
             configure(batch.core, slices[specs.index(spec)])

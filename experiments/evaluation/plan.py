@@ -95,7 +95,7 @@ def make_plan(cfg: EvaluateConfig | DictConfig, conf_dir: Path = CONTROLLER_DIR)
             pol.configs_for(patients)
         if s.needs_detector:
             s.detector_settings()
-        if s.needs_detector or s.kind == "oracle":
+        if s.needs_calibration:
             s.clinic_settings()
     jobs = resolve_jobs(cfg.get("jobs", 1), len(patients))
     return Plan(specs, extra, patients, settings, reward, seed, reference, int(trace_patient), preset.name,
