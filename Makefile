@@ -71,7 +71,7 @@ demo: $(CORE_STAMP)
 	rm -rf outputs/demo/train
 	$(VPY) -m experiments.train experiment=long_term hydra.run.dir=outputs/demo/train progress_bar=false total_timesteps=$(DEMO_STEPS) seed=0
 	$(VPY) -m experiments.evaluate hydra.run.dir=outputs/demo/evaluate reference=threshold frame=long_term jobs=-1 \
-		'controllers=[off,continuous,cycling,threshold,dual_threshold,oracle,random,ppo=run:outputs/demo/train]'
+		'controllers=[off,continuous,cycling,threshold,dual_threshold,latent_threshold,random,ppo=run:outputs/demo/train]'
 
 # pytest exits 5 when it collected no tests: that is a failure, not a pass.
 test: $(STAMP)

@@ -129,7 +129,7 @@ controller_keys = st.sampled_from(["on_s", "off_s", "duty", "mean_on_s", "match"
 
 @FAST
 @given(st.one_of(
-    st.fixed_dictionaries({"kind": st.one_of(st.sampled_from(["off", "continuous", "cycling", "random", "oracle",
+    st.fixed_dictionaries({"kind": st.one_of(st.sampled_from(["off", "continuous", "cycling", "random", "latent_threshold",
                                                               "threshold", "dual_threshold", "pid"]), values)},
                           optional={k: values for k in ("on_s", "off_s", "duty", "target_duty")})
     .flatmap(lambda m: st.dictionaries(controller_keys, values, max_size=2).map(lambda extra: extra | m)),
@@ -146,7 +146,7 @@ def test_controller_file_is_loaded_or_refused_with_a_code(mapping):
             return
         if coded(spec.build, 30.0, 0) is not None and spec.needs_detector:
             coded(spec.detector_settings)
-        if spec.needs_detector or spec.kind == "oracle":
+        if spec.needs_detector or spec.needs_calibration:
             coded(spec.clinic_settings)
 
 

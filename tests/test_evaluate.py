@@ -27,8 +27,8 @@ ROOT = Path(__file__).resolve().parent.parent
 CONF = ROOT / "conf"
 SMALL = ["cohort=test", "cohort.n_patients=3", "horizon_days=0.25"]
 #: The unquoted DESIGN.md label syntax, as typed on the command line.
-ENTRIES = "controllers=[off,continuous,cycling,thr=threshold,dual_threshold,oracle,random,c2=continuous]"
-LABELS = ["off", "continuous", "cycling", "thr", "dual_threshold", "oracle", "random", "c2"]
+ENTRIES = "controllers=[off,continuous,cycling,thr=threshold,dual_threshold,latent_threshold,random,c2=continuous]"
+LABELS = ["off", "continuous", "cycling", "thr", "dual_threshold", "latent_threshold", "random", "c2"]
 RESULT_FILES = {"metrics.csv", "metrics.json", "per_patient.csv", "monthly.csv", "paired.csv", "paired.json",
                 "detectors.json", "run.json", "bars.png", "pareto.png", "monthly.png"}
 #: What bad input may leave behind: Hydra's own record and log, and status.json (failed).
@@ -104,7 +104,7 @@ def test_cli_runs_and_writes_every_file(cli_run):
     assert run_info["seeds"]["seed"] == 0 and len(run_info["seeds"]["patient_uids"]) == 3
     assert ENTRIES in run_info["argv"]  # the command line as typed
     # Console: the compact table, latent controllers marked.
-    assert "oracle (latent)" in proc.stdout and "vs continuous" in proc.stdout
+    assert "latent_threshold (latent)" in proc.stdout and "vs continuous" in proc.stdout
 
 
 def test_metrics_table_has_every_controller_metric_and_interval(cli_run):
@@ -113,7 +113,7 @@ def test_metrics_table_has_every_controller_metric_and_interval(cli_run):
     _, run_dir = cli_run
     rows = read_csv(run_dir / "metrics.csv")
     assert [r["controller"] for r in rows] == LABELS
-    assert {r["controller"]: r["uses_latent"] for r in rows}["oracle"] == "True"
+    assert {r["controller"]: r["uses_latent"] for r in rows}["latent_threshold"] == "True"
     for r in rows:
         for m in METRICS:
             lo, mean, hi = (float(r[f"{m}{s}"]) for s in ("_ci_low", "", "_ci_high"))
@@ -247,7 +247,7 @@ def test_controller_files_hold_the_documented_settings():
 
     names = available_controllers()
     assert {"off", "continuous", "cycling", "cycling_5min", "threshold", "threshold_duty20", "threshold_youden",
-            "dual_threshold", "oracle", "random"} <= set(names)
+            "dual_threshold", "latent_threshold", "random"} <= set(names)
     spec = {n: load_controller(n, n) for n in names}
     assert spec["off"].kind == "off"  # quoted in YAML: a bare off would be False
     assert spec["cycling"].params == {"on_s": 60, "off_s": 60}
@@ -256,7 +256,7 @@ def test_controller_files_hold_the_documented_settings():
     assert spec["threshold_duty20"].params["target_duty"] == 0.2
     assert spec["threshold_youden"].params["threshold_method"] == "youden"
     assert spec["random"].params == {"match": "threshold"}
-    assert spec["oracle"].uses_latent and not spec["threshold"].uses_latent
+    assert spec["latent_threshold"].uses_latent and not spec["threshold"].uses_latent
 
 
 def test_cohort_group_matches_the_shipped_presets():

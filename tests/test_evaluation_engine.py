@@ -24,7 +24,7 @@ def baseline_result():
         ControllerSpec("cycling", "cycling"),
         ControllerSpec("threshold", "threshold"),
         ControllerSpec("dual_threshold", "dual_threshold"),
-        ControllerSpec("oracle", "oracle"),
+        ControllerSpec("latent_threshold", "latent_threshold"),
         ControllerSpec("random", "random", {"match": "threshold"}),
     ]
     return evaluate(specs, PATIENTS, SHORT, seed=3)
@@ -49,10 +49,10 @@ def test_cycling_duty_counts_the_ramp_down_as_on(baseline_result):
     assert np.all(np.abs(duty - 70.0 / 120.0) < 0.01)
 
 
-def test_oracle_beats_off_on_every_patient_and_is_marked_latent(baseline_result):
+def test_latent_threshold_beats_off_on_every_patient_and_is_marked_latent(baseline_result):
     m = baseline_result.per_patient
-    assert np.all(m["oracle"]["mean_pain_nrs"] < m["off"]["mean_pain_nrs"])
-    assert baseline_result.uses_latent["oracle"] is True
+    assert np.all(m["latent_threshold"]["mean_pain_nrs"] < m["off"]["mean_pain_nrs"])
+    assert baseline_result.uses_latent["latent_threshold"] is True
     assert baseline_result.uses_latent["threshold"] is False
 
 

@@ -25,7 +25,7 @@ SPECS = [
     ControllerSpec("cycling", "cycling"),
     ControllerSpec("threshold", "threshold"),
     ControllerSpec("dual_threshold", "dual_threshold"),
-    ControllerSpec("oracle", "oracle"),
+    ControllerSpec("latent_threshold", "latent_threshold"),
     ControllerSpec("random", "random", {"match": "threshold"}),
 ]
 

@@ -36,7 +36,7 @@ LONG_TERM_TARGETS = (
     ("evaluation_long_term_wall_s",
      "8 controllers x 100 patients x (90 + 28) days in < 90 s (issue 15), 2 processes", ("evaluation_long_term",), 90.0),
 )
-BASELINES = ("off", "continuous", "cycling", "threshold", "dual_threshold", "oracle", "random")
+BASELINES = ("off", "continuous", "cycling", "threshold", "dual_threshold", "latent_threshold", "random")
 LONG_TERM_CONTROLLERS = ("off", "continuous", "cycling", "cycling_5min", "threshold", "threshold_duty20",
                          "dual_threshold", "random")
 LONG_TERM_JOBS = 2

@@ -41,7 +41,7 @@ import numpy as np
 from simenv import layout as L
 from simenv.params import SECONDS_PER_DAY
 
-BASELINES = ("off", "continuous", "cycling", "threshold", "dual_threshold", "oracle", "random")
+BASELINES = ("off", "continuous", "cycling", "threshold", "dual_threshold", "latent_threshold", "random")
 PARTS = ("baselines", "processes")
 Z99 = 2.5758293035489004  # two-sided 99% normal quantile
 RTOL = 1e-9
