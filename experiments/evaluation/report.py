@@ -194,3 +194,27 @@ def console_paired(paired: list[dict[str, Any]], reference: str) -> str:
         if r["controller"] != reference
     ]
     return _render(headers, rows)
+
+
+def write_headroom(folder: Path, rows: Sequence[dict[str, Any]]) -> Path:
+    """headroom.csv: each controller's share of the headroom (``agents.headroom``)."""
+    return _write_csv(folder / "headroom.csv", rows)
+
+
+def console_headroom(rows: Sequence[dict[str, Any]]) -> str:
+    """Share of headroom closed per controller, with the headroom itself (paired intervals)."""
+    first = rows[0]
+    lo, hi = first["headroom_ci_low"], first["headroom_ci_high"]
+    note = "" if lo > 0 else "; its interval reaches 0, so the shares below are ratios of noise"
+    head = (f"share of headroom closed: 0 = best non-privileged baseline '{first['baseline']}', 1 = bound "
+            f"'{first['bound']}' (headroom {first['headroom_reward_per_day']:+,.0f} reward/day [{lo:+,.0f}, {hi:+,.0f}], "
+            f"{first['headroom_pain_nrs']:+.3f} NRS of pain [{first['headroom_pain_ci_low']:+.3f}, "
+            f"{first['headroom_pain_ci_high']:+.3f}]{note}); paired bootstrap 95% intervals")
+
+    def cell(r: dict[str, Any], key: str) -> str:
+        v, a, b = r[key], r[f"{key}_ci_low"], r[f"{key}_ci_high"]
+        return "-" if not math.isfinite(v) else f"{v:+.2f} [{a:+.2f}, {b:+.2f}]" if math.isfinite(a) else f"{v:+.2f}"
+
+    table = [[display_label(r["controller"], r["uses_latent"]), cell(r, "reward_share"), cell(r, "pain_share")]
+             for r in rows]
+    return head + "\n" + _render(["controller", "reward share", "pain share"], table)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,9 @@ class Evaluation:
     result: EvaluationResult
     summary: list[dict[str, Any]]  # metrics.csv: mean and 95% interval per controller, in entry order
     paired: list[dict[str, Any]]  # paired.csv: differences to the reference with paired 95% intervals
+    #: headroom.csv: each controller's share of the headroom up to a planner (``agents.headroom``); empty
+    #: without a planner among the controllers
+    headroom: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def reference(self) -> str:
@@ -117,7 +120,24 @@ def evaluate_plan(
         bar.close()
     summary = summarise(result)
     paired = paired_differences(result, plan.reference)
-    return Evaluation(plan, result, summary, paired)
+    return Evaluation(plan, result, summary, paired, headroom_of(plan, result))
+
+
+#: Controller kinds that are not hand-designed baselines: learned policies, exported configs, the bound itself.
+NOT_BASELINES = ("run", "config", "planner")
+
+
+def headroom_of(plan: Plan, result: EvaluationResult) -> list[dict[str, Any]]:
+    """Shares of headroom closed when a planner is among the controllers (the best planner is the bound)."""
+    from agents.headroom import headroom_rows
+
+    kinds = {s.label: s.kind for s in plan.specs}
+    planners = [label for label, kind in kinds.items() if kind == "planner"]
+    baselines = [label for label, kind in kinds.items() if kind not in NOT_BASELINES and not result.uses_latent[label]]
+    if not planners or not baselines:
+        return []
+    bound = max(planners, key=lambda label: float(result.per_patient[label]["reward_per_day"].mean()))
+    return headroom_rows(result, bound, baselines, kinds)
 
 
 def write_evaluation(evaluation: Evaluation, folder: str | Path) -> list[Path]:
@@ -129,6 +149,8 @@ def write_evaluation(evaluation: Evaluation, folder: str | Path) -> list[Path]:
     folder = Path(folder)
     e = evaluation
     written = evaluation_report.write_tables(folder, e.result, e.summary, e.paired, e.reference, e.meta)
+    if e.headroom:
+        written.append(evaluation_report.write_headroom(folder, e.headroom))
     written += evaluation_plots.write_plots(folder, e.result, e.summary, e.paired, e.reference,
                                             e.plan.trace_patient, f"{e.title}\n{e.plan.frame_text}")
     return written
@@ -143,4 +165,6 @@ def report_text(evaluation: Evaluation, paired: bool = True) -> str:
     text = evaluation.plan.frame_text + "\n" + evaluation_report.console_table(evaluation.summary)
     if paired:
         text += "\n\n" + evaluation_report.console_paired(evaluation.paired, evaluation.reference)
+    if evaluation.headroom:
+        text += "\n\n" + evaluation_report.console_headroom(evaluation.headroom)
     return text
