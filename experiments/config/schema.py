@@ -53,6 +53,14 @@ RewardConfig = make_dataclass(
 
 
 @dataclass
+class HeadroomConfig:
+    """``headroom`` of ``conf/evaluate.yaml``: a bound to measure every controller's share of the headroom against."""
+
+    bound: Optional[str] = None  # noqa: UP045 (a planner entry of conf/controller/); None: a planner among the controllers
+    patients: Optional[int] = None  # noqa: UP045 (the cohort's first N patients); None: all of them
+
+
+@dataclass
 class EvaluateConfig:
     """``conf/evaluate.yaml``: the values live in the YAML, the schema gives types and keys."""
 
@@ -68,6 +76,7 @@ class EvaluateConfig:
     reward: RewardConfig = field(default_factory=RewardConfig)  # type: ignore[valid-type]
     trace_patient: int = MISSING
     jobs: int = 1  # worker processes (patients split between them; identical results); -1 = every usable core
+    headroom: HeadroomConfig = field(default_factory=HeadroomConfig)
     redo: bool = False  # evaluate again into a folder that holds a finished run (experiments.sweeps.rerun)
 
 #: Config groups of the evaluate command: key -> folder of options.

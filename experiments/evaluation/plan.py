@@ -44,6 +44,10 @@ class Plan:
     #: The named frame (``agents.evaluation_frames``) and the unscored days before the scored window.
     frame: str = "week"
     warmup_days: float = 0.0
+    #: ``headroom.bound`` when it is measured on fewer patients than the plan's (the first
+    #: ``headroom_patients``, in a paired evaluation of their own); ``None``: the bound, if any, is among ``specs``.
+    headroom_spec: Any = None
+    headroom_patients: int = 0
 
     @property
     def frame_text(self) -> str:
@@ -98,5 +102,37 @@ def make_plan(cfg: EvaluateConfig | DictConfig, conf_dir: Path = CONTROLLER_DIR)
         if s.needs_calibration:
             s.clinic_settings()
     jobs = resolve_jobs(cfg.get("jobs", 1), len(patients))
+    headroom_spec, headroom_patients = _headroom_bound(cfg.get("headroom"), specs, len(patients), settings, seed,
+                                                       conf_dir)
+    if headroom_spec is not None and headroom_patients == len(patients):
+        specs, headroom_spec = [*specs, headroom_spec], None  # measured on every patient: one paired evaluation
     return Plan(specs, extra, patients, settings, reward, seed, reference, int(trace_patient), preset.name,
-                preset.seed, len(patients), jobs, frame_name, warmup_days)
+                preset.seed, len(patients), jobs, frame_name, warmup_days, headroom_spec, headroom_patients)
+
+
+def _headroom_bound(headroom: Any, specs: list, n_patients: int, settings: Any, seed: int,
+                    conf_dir: Path) -> tuple[Any, int]:
+    """``headroom.bound`` as a checked planner spec (or ``None``) and the number of patients it is measured on."""
+    bound = None if headroom is None else headroom.get("bound")
+    patients = None if headroom is None else headroom.get("patients")
+    if bound is None:
+        if patients is not None:
+            raise PainloopError("PL-CONFIG-VALUE", f"headroom.patients={patients!r} without headroom.bound; allowed: "
+                                "null, or a number of patients together with headroom.bound=<planner entry>.")
+        return None, n_patients
+    if patients is None:
+        patients = n_patients
+    if isinstance(patients, bool) or not isinstance(patients, int) or not 2 <= patients <= n_patients:
+        raise PainloopError("PL-CONFIG-VALUE", f"headroom.patients={patients!r}; allowed: null (every patient) or a "
+                            f"whole number from 2 to cohort.n_patients={n_patients}.")
+    found, _ = resolve_controllers([str(bound)], conf_dir)
+    spec = found[0]
+    if spec.kind != "planner":
+        raise PainloopError("PL-CONFIG-VALUE", f"headroom.bound={bound!r} is a controller of kind '{spec.kind}'; "
+                            "allowed: a planner entry (planner_clairvoyant, planner, or label=planner_...).")
+    if spec.label in {s.label for s in specs}:
+        raise PainloopError("PL-CONTROLLER-LABEL", f"headroom.bound's label '{spec.label}' is also a controller "
+                            "label; allowed: a bound that is not among the controllers (leave it out of them: the "
+                            "headroom's evaluation runs it beside them).")
+    spec.build(settings.dt_s, seed)  # its parameter ranges, checked before any simulation
+    return spec, patients

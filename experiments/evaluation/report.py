@@ -201,20 +201,30 @@ def write_headroom(folder: Path, rows: Sequence[dict[str, Any]]) -> Path:
     return _write_csv(folder / "headroom.csv", rows)
 
 
-def console_headroom(rows: Sequence[dict[str, Any]]) -> str:
-    """Share of headroom closed per controller, with the headroom itself (paired intervals)."""
+def console_headroom(rows: Sequence[dict[str, Any]], n_patients: int | None = None) -> str:
+    """Share of headroom closed per controller, with the headroom itself (paired intervals).
+
+    ``n_patients``: the evaluation's, to say when the headroom was measured on fewer of them.
+    """
     first = rows[0]
     lo, hi = first["headroom_ci_low"], first["headroom_ci_high"]
     note = "" if lo > 0 else "; its interval reaches 0, so the shares below are ratios of noise"
-    head = (f"share of headroom closed: 0 = best non-privileged baseline '{first['baseline']}', 1 = bound "
+    on = first.get("n_patients")
+    where = f" on the first {on} of {n_patients} patients" if on and n_patients and on < n_patients else ""
+    head = (f"share of headroom closed{where}: 0 = best non-privileged baseline '{first['baseline']}', 1 = bound "
             f"'{first['bound']}' (headroom {first['headroom_reward_per_day']:+,.0f} reward/day [{lo:+,.0f}, {hi:+,.0f}], "
             f"{first['headroom_pain_nrs']:+.3f} NRS of pain [{first['headroom_pain_ci_low']:+.3f}, "
             f"{first['headroom_pain_ci_high']:+.3f}]{note}); paired bootstrap 95% intervals")
+    matched = first.get("headroom_matched_pain_nrs", math.nan)
+    if math.isfinite(matched):
+        head += (f"\npain at matched energy: 0 = the baselines' front at the controller's energy, 1 = the bound's "
+                 f"lead over it at its own ({matched:+.3f} NRS [{first['headroom_matched_pain_ci_low']:+.3f}, "
+                 f"{first['headroom_matched_pain_ci_high']:+.3f}])")
 
     def cell(r: dict[str, Any], key: str) -> str:
-        v, a, b = r[key], r[f"{key}_ci_low"], r[f"{key}_ci_high"]
+        v, a, b = r.get(key, math.nan), r.get(f"{key}_ci_low", math.nan), r.get(f"{key}_ci_high", math.nan)
         return "-" if not math.isfinite(v) else f"{v:+.2f} [{a:+.2f}, {b:+.2f}]" if math.isfinite(a) else f"{v:+.2f}"
 
-    table = [[display_label(r["controller"], r["uses_latent"]), cell(r, "reward_share"), cell(r, "pain_share")]
-             for r in rows]
-    return head + "\n" + _render(["controller", "reward share", "pain share"], table)
+    table = [[display_label(r["controller"], r["uses_latent"]), cell(r, "reward_share"), cell(r, "pain_share"),
+              cell(r, "matched_pain_share")] for r in rows]
+    return head + "\n" + _render(["controller", "reward share", "pain share", "pain share, matched energy"], table)

@@ -18,6 +18,7 @@ from typing import Any
 
 from agents.evaluation import EvaluationResult
 from experiments.evaluation import report as evaluation_report
+from experiments.evaluation.headroom import headroom_evaluation, headroom_of
 from experiments.evaluation.plan import Plan
 
 
@@ -93,8 +94,11 @@ def evaluate_plan(
 
     from agents.evaluation import evaluate, paired_differences, summarise
 
-    bar = tqdm(total=None, unit="step", unit_scale=True, desc="calibrating and simulating",
-               disable=None if show_progress is None else not show_progress, file=sys.stderr)
+    def new_bar(desc: str) -> Any:
+        return tqdm(total=None, unit="step", unit_scale=True, desc=desc,
+                    disable=None if show_progress is None else not show_progress, file=sys.stderr)
+
+    bar = new_bar("calibrating and simulating")
 
     def progress(done: int, total: int) -> None:
         if bar.total != total:
@@ -120,24 +124,16 @@ def evaluate_plan(
         bar.close()
     summary = summarise(result)
     paired = paired_differences(result, plan.reference)
-    return Evaluation(plan, result, summary, paired, headroom_of(plan, result))
-
-
-#: Controller kinds that are not hand-designed baselines: learned policies, exported configs, the bound itself.
-NOT_BASELINES = ("run", "config", "planner")
-
-
-def headroom_of(plan: Plan, result: EvaluationResult) -> list[dict[str, Any]]:
-    """Shares of headroom closed when a planner is among the controllers (the best planner is the bound)."""
-    from agents.headroom import headroom_rows
-
     kinds = {s.label: s.kind for s in plan.specs}
-    planners = [label for label, kind in kinds.items() if kind == "planner"]
-    baselines = [label for label, kind in kinds.items() if kind not in NOT_BASELINES and not result.uses_latent[label]]
-    if not planners or not baselines:
-        return []
-    bound = max(planners, key=lambda label: float(result.per_patient[label]["reward_per_day"].mean()))
-    return headroom_rows(result, bound, baselines, kinds)
+    if plan.headroom_spec is None:
+        return Evaluation(plan, result, summary, paired, headroom_of(kinds, result))
+    bar = new_bar(f"headroom bound on {plan.headroom_patients} patients")  # the progress callback's bar from here on
+    try:
+        bounded = headroom_evaluation(plan, progress)
+    finally:
+        bar.close()
+    kinds[plan.headroom_spec.label] = plan.headroom_spec.kind
+    return Evaluation(plan, result, summary, paired, headroom_of(kinds, bounded))
 
 
 def write_evaluation(evaluation: Evaluation, folder: str | Path) -> list[Path]:
@@ -166,5 +162,5 @@ def report_text(evaluation: Evaluation, paired: bool = True) -> str:
     if paired:
         text += "\n\n" + evaluation_report.console_paired(evaluation.paired, evaluation.reference)
     if evaluation.headroom:
-        text += "\n\n" + evaluation_report.console_headroom(evaluation.headroom)
+        text += "\n\n" + evaluation_report.console_headroom(evaluation.headroom, evaluation.plan.n_patients)
     return text
