@@ -70,9 +70,29 @@ class Cycling(BasePolicy):
         self.t = np.zeros(self.n, dtype=np.int64)
 
     def act(self, observations: np.ndarray, info: dict) -> np.ndarray:
-        phase = self.t % (self.on_steps + self.off_steps)
-        self.t += 1
-        return (phase < self.on_steps).astype(np.int64)
+        on = np.empty(self.n, dtype=np.int64)
+        _cycle(self.t, self.on_steps + self.off_steps, self.on_steps, on)
+        return on
+
+
+@numba.njit(cache=True)
+def _cycle(t, period, on_steps, on) -> None:
+    """On in the first ``on_steps`` of each ``period`` of a slot's decisions; every slot's counter moves on.
+
+    One compiled pass: as array operations, a decision cost several small NumPy calls per controller.
+    """
+    for i in range(t.shape[0]):
+        on[i] = t[i] % period < on_steps
+        t[i] += 1
+
+
+@numba.njit(cache=True)
+def _markov_step(on, u, p_off, p_on, out) -> None:
+    """One decision of the on/off chain per slot (``u`` uniform): on stays on unless ``u < p_off``, off turns
+    on if ``u < p_on``; ``out`` gets the new state as 0/1."""
+    for i in range(on.shape[0]):
+        on[i] = u[i] >= p_off[i] if on[i] else u[i] < p_on[i]
+        out[i] = on[i]
 
 
 class RandomOnOff(BasePolicy):
@@ -129,8 +149,9 @@ class RandomOnOff(BasePolicy):
 
     def act(self, observations: np.ndarray, info: dict) -> np.ndarray:
         u = self._uniforms()
-        self.on = np.where(self.on, u >= self.p_off, u < self.p_on)
-        return self.on.astype(np.int64)
+        out = np.empty(self.n, dtype=np.int64)
+        _markov_step(self.on, u, self.p_off, self.p_on, out)
+        return out
 
 
 class LatentThreshold(BasePolicy):
@@ -200,9 +221,7 @@ class Threshold(BasePolicy):
     def act(self, observations: np.ndarray, info: dict) -> np.ndarray:
         # Band power exists only after a step: at an episode's start the
         # detector has nothing to update on and stays in state 0.
-        measured = np.asarray(info["elapsed_s"]) > 0
-        if measured.any():
-            self.engine.update_in_place(info["features_raw"], mask=measured)
+        if self.engine.update_measured(info["features_raw"], info["elapsed_s"]):
             _switch_on_states(self.engine.state, self.engine.dual, self.on)
         return self.on.astype(np.int64)
 

@@ -75,12 +75,21 @@ _COL = {name: i for i, name in enumerate(STEP_INFO)}
 
 
 class _SlicedInfo(dict):
-    """A view of a batched info dict restricted to one controller's slots (sliced on access)."""
+    """A view of a batched info dict restricted to one controller's slots (sliced on access).
+
+    The engine makes one view per controller and phase and points it at the
+    current info with ``rebind``: making a view per controller at every
+    decision was a measurable share of a long run.
+    """
 
     def __init__(self, info: dict, sl: slice) -> None:
         super().__init__()
         self._info = info
         self._sl = sl
+
+    def rebind(self, info: dict) -> None:
+        """Read ``info`` from now on."""
+        self._info = info
 
     def __getitem__(self, key: str):
         value = self._info[key]
@@ -101,13 +110,18 @@ class _LazyStepInfo(dict):
     Policies read two or three entries; building all of them at every
     decision was a noticeable share of an evaluation. Packed columns are
     views of ``last_info`` and band powers a view of the core's, valid until
-    the next step; anything else builds the full dict once.
+    the next step; anything else builds the full dict once per decision.
+    One object serves a whole phase: ``refresh`` after each step.
     """
 
     def __init__(self, batch: PainStimBatch) -> None:
         super().__init__()
         self._batch = batch
         self._full: dict | None = None
+
+    def refresh(self) -> None:
+        """The batch has stepped: forget the full dict of the previous decision."""
+        self._full = None
 
     def _all(self) -> dict:
         if self._full is None:
@@ -324,7 +338,8 @@ def _run_phase(
     warm = window.warmup_decisions
     n_pat = len(patients)
     n_ctl = len(specs)
-    batch = PainStimBatch(list(patients) * n_ctl, settings, reward)
+    # Outputs reused from step to step: everything below reads a decision's results before the next step.
+    batch = PainStimBatch(list(patients) * n_ctl, settings, reward, reuse_outputs=True)
     obs, info = batch.reset(seed=seed)
     slices = _slices(n_pat, n_ctl)
     for spec, pol in zip(specs, policies, strict=True):
@@ -366,20 +381,30 @@ def _run_phase(
     # which accepts and refuses exactly the same actions (and names the controller when it refuses).
     tables = [batch.discrete_table(m, slices[c], k) if m in ("on_off", "levels") else None for c, (m, k) in enumerate(modes)]
     observe = any(getattr(pol, "reads_observations", True) for pol in policies)
+    # Made once, not at every decision: each controller's views of the info, its amplitudes and the observation.
+    views = [_SlicedInfo(info, sl) for sl in slices]
+    step_info = _LazyStepInfo(batch)
+    amplitude_views = [amplitudes[sl] for sl in slices]
+    obs_views: list[np.ndarray] = []
+    viewed_obs = None
+    relief_lost_col, efficacy_col = _COL["relief_lost_nrs"], _COL["efficacy"]
     chunk = 0
     while True:
+        if obs is not viewed_obs:  # a new observation (not observing, every step returns the same array)
+            obs_views = [obs[sl] for sl in slices]
+            viewed_obs = obs
         for c, pol in enumerate(policies):
-            sl = slices[c]
-            action = pol.act(obs[sl], _SlicedInfo(info, sl))
+            action = pol.act(obs_views[c], views[c])
             table = tables[c]
             if (
                 table is not None
                 and type(action) is np.ndarray
                 and action.shape == (n_pat,)
                 and action.dtype.kind in "iuf"
-                and discrete_amplitudes(action, table, amplitudes[sl]) < 0
+                and discrete_amplitudes(action, table, amplitude_views[c]) < 0
             ):
                 continue
+            sl = slices[c]
             action = checked_action(specs[c].label, action, modes[c][0], modes[c][1] or settings.n_levels, n_pat, batch.core.amplitude_max_ma[sl])
             if modes[c][0] == "amplitude_ma":  # device configs command amplitudes in mA directly
                 amplitudes[sl] = np.asarray(action, dtype=np.float64).reshape(-1)
@@ -390,8 +415,8 @@ def _run_phase(
             record[:, scored] = amplitudes
         obs, rew, _, truncated = batch.step_arrays(None, amplitudes, observe=observe)
         packed = batch.last_info
-        _accumulate(sums, term_sums, bursts, was_on, months.sums, batch.last_terms, packed, _COL["relief_lost_nrs"],
-                    _COL["efficacy"], rew, batch.core.state, scored >= 0)
+        _accumulate(sums, term_sums, bursts, was_on, months.sums, batch.last_terms, packed, relief_lost_col,
+                    efficacy_col, rew, batch.core.state, scored >= 0)
         if 0 <= scored < trace_steps:
             for k, key in enumerate(trace_keys):
                 trace_buf[k, :, scored] = packed[trace_idx, _COL[key]]
@@ -405,12 +430,16 @@ def _run_phase(
         months.end_of_decision(decisions, batch.core.state)
         if decisions == warm:
             start = batch.core.state.copy()
-        info = _LazyStepInfo(batch)
+        step_info.refresh()
+        if info is not step_info:  # after the first step: the lazy info, from then on
+            info = step_info
+            for view in views:
+                view.rebind(info)
         chunk += 1
         if chunk == 256:
             tick(chunk * settings.steps_per_decision * n_ctl)
             chunk = 0
-        if truncated.all():
+        if truncated[0] and truncated.all():  # slots run in step: ask all() once the first slot is done
             break
     tick(chunk * settings.steps_per_decision * n_ctl)
     assert start is not None  # the warm-up is shorter than the run

@@ -85,6 +85,24 @@ def test_masked_slots_are_not_updated():
     assert state.tolist() == [1, 0]
 
 
+def test_update_measured_equals_the_update_of_the_measured_slots():
+    """update_measured is update_in_place masked by elapsed_s > 0; with nothing measured nothing changes."""
+    configs = [config(onset_updates=1, termination_updates=2, blank_fft_intervals=60),
+               config(threshold_low=-0.5, threshold_high=0.5, dual_threshold=True), config(holdoff_updates=2)] * 2
+    fast, plain = DetectorEngine(configs), DetectorEngine(configs)
+    rng = np.random.default_rng(1)
+    elapsed_runs = [np.zeros(6), np.array([0.0, 30, 0, 30, 30, 0]), np.full(6, 60.0)]
+    for k in range(40):
+        x = rng.normal(size=(6, L.N_FEATURES))
+        elapsed = elapsed_runs[min(k, 2)]
+        measured = elapsed > 0
+        assert fast.update_measured(x, elapsed) == bool(measured.any())
+        if measured.any():
+            plain.update_in_place(x, mask=measured)
+        for name in ("state", "count", "pending", "blank_left", "holdoff_left", "last_score"):
+            assert np.array_equal(getattr(fast, name), getattr(plain, name)), name
+
+
 @pytest.mark.parametrize(
     "kw",
     [
