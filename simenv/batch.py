@@ -31,6 +31,7 @@ from simenv.decision import (
     finish_decision,
     observe_into,
     pack_state_info,
+    simulate_decisions,
     simulate_steps,
 )
 from simenv.errors import PainloopError
@@ -318,6 +319,61 @@ class PainStimBatch:
         self.last_info = packed
         self.last_terms = terms
         return obs, reward, terminated, truncated
+
+    def run_decisions(self, amplitudes_ma: np.ndarray) -> np.ndarray:
+        """``step_arrays(None, amplitudes_ma[j], observe=False)`` for each row ``j``; each decision's reward.
+
+        ``amplitudes_ma`` has shape (n_decisions, n_slots); the rewards come
+        back as (n_slots, n_decisions), and ``last_info`` and ``last_terms``
+        are the last decision's. The same simulation, bit for bit, as the
+        loop of ``step_arrays``: where the noise chunks hold every step, no
+        slot reaches its horizon and ``debug_checks`` is off, one compiled
+        call runs all the decisions (``simenv.decision.simulate_decisions``:
+        a look-ahead of many short decisions is dominated by the round trip
+        per decision); otherwise that loop runs here.
+        """
+        amplitudes_ma = np.asarray(amplitudes_ma, dtype=np.float64)
+        if amplitudes_ma.ndim != 2 or amplitudes_ma.shape[1] != self.n:
+            raise PainloopError("PL-ACTION-INVALID", f"amplitude table has shape {amplitudes_ma.shape}; allowed: "
+                                f"(n_decisions, {self.n}), one row per decision and a column per slot.")
+        core = self.core
+        n_decisions = amplitudes_ma.shape[0]
+        steps = n_decisions * self._steps_per_decision
+        rewards = np.empty((self.n, n_decisions))
+        fits = (not core.debug_checks and steps <= core.noise.steps_left
+                and bool(np.all(core.state[:, L.S_STEPS] + steps < self._horizon_steps)))
+        if not fits:
+            for j in range(n_decisions):
+                rewards[:, j] = self.step_arrays(None, amplitudes_ma[j], observe=False)[1]
+            return rewards
+        n = self.n
+        if self._reused is None:
+            terms, reward = np.empty((n, len(TERMS))), np.empty(n)
+            truncated, packed = np.empty(n, dtype=bool), np.empty((n, len(STEP_INFO)))
+        else:
+            terms, reward, truncated, packed, _ = self._reused
+        if self._no_observation is None:
+            self._no_observation = np.full((n, self.obs_dim), np.nan, dtype=np.float32)
+        noise = core.noise
+        hour = self._hour = self._hour_buffer
+        done = simulate_decisions(
+            amplitudes_ma, self._steps_per_decision, core.amplitude_ceiling_ma, core.state, core.ar_db, core.params,
+            core.mean_db, core.gain_db_per_nrs, SLEEP_PROFILE, SUPPRESSION_MASK, ARTIFACT_MASK, noise.drawn_normals,
+            noise.drawn_uniforms, noise.row, noise.chunk_start, noise.clock, core.dt_s, core.duty_decays,
+            core.outputs, core.features_db, core.charge_memo, self.norm_mean, self.norm_scale, self._history,
+            self._horizon_steps, ACC_COLS, self._acc, self._steps_done, self._report, self._term_scale, self._w,
+            STATE_COLS, OUT_COLS, self._capacity_j, core.start_hour, core.amplitude_max_ma,
+            self.settings.include_self_report, hour, terms, reward, truncated, packed, self._no_observation,
+            self._full, rewards,
+        )
+        if done:
+            noise.advance(done * self._steps_per_decision)
+        self._running = n
+        self.last_info = packed
+        self.last_terms = terms
+        if done < n_decisions:
+            core.check_amplitudes(amplitudes_ma[done])  # raises, naming the slot and the limit
+        return rewards
 
     def _simulate_decision(self, target: np.ndarray) -> None:
         """Run the decision's simulator steps at ``target`` (mA), booked into the decision's sums.

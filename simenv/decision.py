@@ -235,4 +235,39 @@ def finish_decision(state, outputs, acc, steps_done, report, term_scale, weights
     return n_truncated
 
 
+@numba.njit(cache=True)
+def simulate_decisions(targets_ma, steps_per_decision, ceiling_ma, state, ar_db, params, mean_db, gain_db_per_nrs,
+                       sleep_profile, suppression_mask, artifact_mask, normals, uniforms, noise_row,
+                       noise_chunk_start, noise_clock, dt_s, duty_decays, outputs, features_db, charge_memo,
+                       norm_mean, norm_scale, history, horizon_steps, acc_cols, acc, steps_done, report, term_scale,
+                       weights, state_cols, out_cols, capacity_j, start_hour, amplitude_max_ma, include_self_report,
+                       hour, terms, reward, truncated, packed, obs, full, rewards_out):
+    """Decision ``j`` at ``targets_ma[j]`` for every row ``j``: ``simulate_steps`` then ``finish_decision``, unobserved.
+
+    The same calls, in the same order, as one ``PainStimBatch.step_arrays``
+    per row (so the same bits), without returning to Python between
+    decisions: a look-ahead of many short decisions spent most of its time
+    in that round trip. Each decision's reward goes to ``rewards_out[:, j]``.
+    The caller guarantees that the noise chunks hold every step and that no
+    slot reaches ``horizon_steps``. Returns the decisions run: fewer than
+    the rows, with nothing simulated for the rest, where a row's amplitude is
+    outside [0, its ceiling] (the caller diagnoses it).
+    """
+    running = state.shape[0]
+    for j in range(targets_ma.shape[0]):
+        taken, running = simulate_steps(
+            targets_ma[j], ceiling_ma, state, ar_db, params, mean_db, gain_db_per_nrs, sleep_profile,
+            suppression_mask, artifact_mask, normals, uniforms, noise_row, noise_chunk_start,
+            noise_clock + j * steps_per_decision, dt_s, duty_decays, outputs, features_db, charge_memo,
+            steps_per_decision, norm_mean, norm_scale, history, horizon_steps, acc_cols, acc, steps_done, report,
+            running)
+        if taken < 0:
+            return j
+        finish_decision(state, outputs, acc, steps_done, report, term_scale, weights, horizon_steps, state_cols,
+                        out_cols, capacity_j, start_hour, history, amplitude_max_ma, include_self_report, hour, terms,
+                        reward, truncated, packed, obs, False, full)
+        rewards_out[:, j] = reward
+    return targets_ma.shape[0]
+
+
 forget_when_changed(__name__, depends_on=("simenv.layout", "simenv.params", "simenv.kernel"))
