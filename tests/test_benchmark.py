@@ -198,6 +198,15 @@ def test_learning_section_quick_writes_json(tmp_path, capsys):
     assert lt["high_pain_vs_threshold"]["diff"] == pytest.approx(thr["high_pain_fraction_diff"])
     assert lt["met"] is (lt["beats_continuous"]["met"] and lt["front"]["met"] and lt["high_pain_vs_threshold"]["met"])
     assert [t["key"] for t in report["targets"]] == ["goal_ppo_s0", "long_term_goal_ppo_s0"]
+    headroom = res["headroom"]  # the bound beside the baselines and the run, on the first test patients (2 with --quick)
+    assert headroom["n_patients"] == 2 and headroom["bound"] == "planner_clairvoyant"
+    rows = {r["controller"]: r for r in headroom["rows"]}
+    assert {"ppo_s0", "threshold_tuned", "cycling_5min", "planner_clairvoyant"} <= set(rows)
+    assert rows["planner_clairvoyant"]["reward_share"] == pytest.approx(1.0)
+    assert {r["n_patients"] for r in rows.values()} == {2}
+    from experiments.benchmarks.learning_table import render_learning
+
+    assert "share of headroom closed on the first 2 of 4 patients" in render_learning(res)
 
     printed = capsys.readouterr().out
     assert "threshold_tuned" in printed and "learned - calibrated threshold" in printed

@@ -79,6 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where the run folders go (default benchmark_results/learning-<timestamp>; "
                    "finished runs found there are reused)")
     g.add_argument("--test-patients", type=int, default=100, help="test cohort size (default 100)")
+    g.add_argument("--headroom-patients", type=int, default=20,
+                   help="first test patients the headroom planner is measured on beside the runs (default 20; 0: skip)")
     g.add_argument("--frame", default="long_term",
                    help="frame of the evaluations: long_term (default: 90 days of warm-up, 28 scored) or week (7 days)")
     g.add_argument("--warmup-days", type=float, default=None,
@@ -118,6 +120,8 @@ def learning_options(args: argparse.Namespace, started: _dt.datetime) -> Learnin
         raise ValueError(f"--frame {args.frame!r}; allowed: {', '.join(FRAMES)}")
     if args.warmup_days is not None and not 0 <= args.warmup_days < float("inf"):
         raise ValueError(f"--warmup-days {args.warmup_days}; allowed: a finite number of days >= 0")
+    if args.headroom_patients < 0 or args.headroom_patients == 1:
+        raise ValueError(f"--headroom-patients {args.headroom_patients}; allowed: 0 (skip) or a whole number >= 2")
     if (args.jobs < 1 or args.max_train_minutes <= 0 or args.test_patients < 2 or args.tune_patients < 2
             or (args.days is not None and not args.days > 0)):
         raise ValueError("--jobs >= 1, --max-train-minutes > 0, --test-patients >= 2, --tune-patients >= 2 and "
@@ -139,6 +143,7 @@ def learning_options(args: argparse.Namespace, started: _dt.datetime) -> Learnin
         eval_jobs=1 if quick and args.eval_jobs == -1 else args.eval_jobs,
         tune_patients=3 if quick and args.tune_patients == 50 else args.tune_patients,
         tune_duties=[0.3, 0.7] if quick else list(TUNE_DUTIES),
+        headroom_patients=min(args.headroom_patients, 2) if quick else args.headroom_patients,
         quick=quick,
     )
     return quick_options(opts) if quick else opts

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agents.atomic_io import write_text_atomic
+from experiments.benchmarks.learning_headroom import evaluate_headroom
 from experiments.benchmarks.learning_judge import evaluate_runs, tune_threshold
 
 if TYPE_CHECKING:  # the fronts load NumPy: not before the command line has set the BLAS threads
@@ -87,6 +88,8 @@ class LearningOptions:
     tune_seed: int = 0
     tune_duties: list[float] = field(default_factory=lambda: list(TUNE_DUTIES))
     grid: FrontGrid | None = None  # the baseline fronts' settings (None: the default grid, the small one if quick)
+    #: Test patients (the first ones) the headroom planner is measured on (``learning_headroom``); 0 skips it.
+    headroom_patients: int = 20
     quick: bool = False
 
     def budget(self, agent: str) -> int:
@@ -277,6 +280,7 @@ def run_learning(opts: LearningOptions, log: Callable[[str], None]) -> dict:
     train_wall = time.perf_counter() - t0
     tuning = tune_threshold(opts, log)
     evaluation = evaluate_runs(opts, trainings, tuning["best_target_duty"], log)
+    headroom = evaluate_headroom(opts, trainings, tuning["best_target_duty"], log)
     return {
         "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(opts).items()}
         | {"warmup_days": opts.warmup, "test_days": opts.scored_days, "tune_days": opts.tune_scored_days,
@@ -286,6 +290,7 @@ def run_learning(opts: LearningOptions, log: Callable[[str], None]) -> dict:
         "trainings_wall_s": train_wall,
         "threshold_tuning": tuning,
         "evaluation": evaluation,
+        "headroom": headroom,
     }
 
 

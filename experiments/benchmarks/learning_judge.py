@@ -50,7 +50,7 @@ TABLE_METRICS = ("reward_per_day", "mean_pain_nrs", "stim_energy_j_per_day", "du
 DIFF_METRICS = ("reward_per_day", "mean_pain_nrs", "stim_energy_j_per_day")
 
 
-def _settings(days: float):
+def evaluation_settings(days: float):
     from simenv.settings import EnvSettings
 
     # As experiments.evaluate: on_off, dt_s 30, naive initial state.
@@ -76,7 +76,7 @@ def tune_threshold(opts: LearningOptions, log: Callable[[str], None]) -> dict:
     log(f"tuning the threshold on {len(patients)} validation patients ({frame}): target_duty in "
         f"{list(opts.tune_duties)}")
     t0 = time.perf_counter()
-    result = evaluate(specs, patients, _settings(opts.tune_scored_days), seed=opts.tune_seed, jobs=opts.eval_jobs,
+    result = evaluate(specs, patients, evaluation_settings(opts.tune_scored_days), seed=opts.tune_seed, jobs=opts.eval_jobs,
                       warmup_days=opts.warmup)
     rows = summarise(result)
     sweep = [

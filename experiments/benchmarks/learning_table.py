@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from experiments.benchmarks.learning_headroom import render_headroom
 from experiments.benchmarks.learning_judge import (
     FRONT_ENERGY_TOLERANCE,
     MAX_ENERGY_SHARE_OF_CONTINUOUS,
@@ -87,6 +88,9 @@ def render_learning(results: dict) -> str:
     lines.append("")
     lines.append(f"learned - tuned threshold (target_duty {ev['threshold_tuned_target_duty']:g}), reward/day: "
                  + "; ".join(f"{lab} {_ci(tuned[lab], 'reward_per_day', 0, '_diff')}" for lab in goal))
+    headroom = render_headroom(results.get("headroom") or {}, ev["frame_text"], ev["n_patients"])
+    if headroom:
+        lines += ["", *headroom]
     if ev["not_evaluated"]:
         lines.append(f"not evaluated (no model): {', '.join(ev['not_evaluated'])}")
     return "\n".join(lines)
