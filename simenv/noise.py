@@ -264,6 +264,15 @@ class NoiseStreams:
         """Steps every slot can take before a chunk runs out (``advance`` refills then)."""
         return self._steps_left
 
+    def restart_chunks_here(self) -> None:
+        """Make every slot's chunk start at its clock (a caller that writes the buffers itself, a look-ahead).
+
+        ``steps_left`` becomes a whole chunk again, so a compiled run of up to
+        ``chunk_steps`` steps reads the rows from their first column.
+        """
+        self.chunk_start[:] = self.clock
+        self._steps_left = self._steps_to_first_exhaustion()
+
     def advance(self, steps: int = 1) -> None:
         """Move every slot ``steps`` steps on (at most ``steps_left``), refilling exhausted chunks.
 

@@ -7,10 +7,10 @@ module decides what goes in:
   or ``headroom.bound`` of the config. The planner re-plans on copies of
   every patient and costs about 15 s per patient in the long-term frame on
   a free core (docs/performance.md), so ``headroom.patients`` can measure
-  the headroom on the cohort's first N patients only: then every
-  controller of the plan and the bound run again, paired, on those
-  patients (``headroom_evaluation``), and the main tables keep every
-  patient without the bound;
+  the headroom on the cohort's first N patients only: then the bound runs
+  on those patients, paired with the main run's values for them
+  (``headroom_evaluation``), and the main tables keep every patient
+  without the bound;
 - **the baselines**: the hand-designed, non-privileged controllers
   (not ``run:``, ``config:``, planners or latent readers); the best by mean
   reward is the share's 0;
@@ -64,12 +64,26 @@ def headroom_of(kinds: dict[str, str], result: EvaluationResult) -> list[dict[st
     return headroom_rows(result, bound, baselines, kinds, matched_front_pain(result, baselines))
 
 
-def headroom_evaluation(plan: Plan, progress: Callable[[int, int], None] | None = None) -> EvaluationResult:
-    """Every controller of ``plan`` and its ``headroom_spec``, paired on the plan's first ``headroom_patients``."""
+def headroom_evaluation(plan: Plan, result: EvaluationResult,
+                        progress: Callable[[int, int], None] | None = None) -> EvaluationResult:
+    """``result`` (the plan's evaluation) on its first ``headroom_patients``, with the bound run on them beside it.
+
+    Only the bound is simulated: with common random numbers keyed by
+    patient, a controller's per-patient values do not depend on which
+    other patients or controllers share its run, so the first patients'
+    values of ``result`` are, bit for bit, those of a paired evaluation of
+    those patients with the bound (``tests/test_headroom.py``).
+    """
     from agents.evaluation import evaluate
     from agents.evaluation_pool import resolve_jobs
 
-    patients = plan.patients[: plan.headroom_patients]
-    return evaluate([*plan.specs, plan.headroom_spec], patients, plan.settings, reward=plan.reward, seed=plan.seed,
-                    trace_patient=-1, progress=progress, extra_specs=plan.extra_specs,
-                    jobs=resolve_jobs(plan.jobs, len(patients)), warmup_days=plan.warmup_days)
+    n = plan.headroom_patients
+    patients = plan.patients[:n]
+    spec = plan.headroom_spec
+    bound = evaluate([spec], patients, plan.settings, reward=plan.reward, seed=plan.seed, trace_patient=-1,
+                     progress=progress, jobs=resolve_jobs(plan.jobs, n), warmup_days=plan.warmup_days)
+    per_patient = {label: {m: v[:n] for m, v in result.per_patient[label].items()} for label in result.labels}
+    per_patient[spec.label] = bound.per_patient[spec.label]
+    return EvaluationResult(labels=[*result.labels, spec.label], patients=list(patients), per_patient=per_patient,
+                            uses_latent=result.uses_latent | bound.uses_latent, horizon_days=result.horizon_days,
+                            seed=result.seed, warmup_days=result.warmup_days)

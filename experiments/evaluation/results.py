@@ -129,7 +129,7 @@ def evaluate_plan(
         return Evaluation(plan, result, summary, paired, headroom_of(kinds, result))
     bar = new_bar(f"headroom bound on {plan.headroom_patients} patients")  # the progress callback's bar from here on
     try:
-        bounded = headroom_evaluation(plan, progress)
+        bounded = headroom_evaluation(plan, result, progress)
     finally:
         bar.close()
     kinds[plan.headroom_spec.label] = plan.headroom_spec.kind
