@@ -61,17 +61,17 @@ $(STAMP): pyproject.toml constraints.txt $(VENV)/pyvenv.cfg
 venv install: $(STAMP)
 
 # The demo trains PPO briefly with experiment=long_term (training that sees the long-run cost of
-# tolerance, docs/training.md "Training for the long term"; DEMO_STEPS decisions, about 3 minutes), then evaluates it
+# tolerance, docs/training.md "Training for the long term"; DEMO_STEPS decisions, under 2 minutes), then evaluates it
 # beside every baseline on the test cohort in the long-term frame (each controller on its own copy of
 # each patient for 90 days of warm-up, then 28 scored days; docs/evaluation.md, "Frames"), paired,
 # differences against the threshold, on every usable core; then each controller's share of the
 # headroom up to the clairvoyant planner, measured on the first DEMO_HEADROOM_PATIENTS test patients
 # (the planner is the costly part; docs/evaluation.md, "Share of headroom closed"). The training
-# folder is the demo's own and is replaced on every run. It needs the core install only.
-DEMO_STEPS ?= 2048000
+# and evaluation folders are the demo's own and are replaced on every run. It needs the core install only.
+DEMO_STEPS ?= 1024000
 DEMO_HEADROOM_PATIENTS ?= 4
 demo: $(CORE_STAMP)
-	rm -rf outputs/demo/train
+	rm -rf outputs/demo/train outputs/demo/evaluate
 	$(VPY) -m experiments.train experiment=long_term hydra.run.dir=outputs/demo/train progress_bar=false total_timesteps=$(DEMO_STEPS) seed=0
 	$(VPY) -m experiments.evaluate hydra.run.dir=outputs/demo/evaluate reference=threshold frame=long_term jobs=-1 \
 		'controllers=[off,continuous,cycling,threshold,dual_threshold,latent_threshold,random,ppo=run:outputs/demo/train]' \
