@@ -102,7 +102,7 @@ def test_evaluation_report_and_sweep_front_from_plain_python_without_hydra(tmp_p
         "seed": 0, "dt_s": 30.0,
         "initial_state": "naive",
         "reward": {"pain": 1.0, "high_pain": 1.0, "energy": 0.2, "side_effects": 1.0, "switching": 0.02},
-        "trace_patient": 0, "jobs": 1, "redo": False,
+        "trace_patient": 0, "jobs": 1, "headroom": {"bound": None, "patients": None}, "redo": False,
     }
 
     # Bad input is refused with the command's codes; the defaults are conf/evaluate.yaml's.
