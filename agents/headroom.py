@@ -99,12 +99,17 @@ def headroom_rows(result: EvaluationResult, bound: str, baselines: Sequence[str]
     nan3 = (math.nan, math.nan, math.nan)
     room_matched = None if matched_pain is None else matched_pain[bound] - pp[bound]["mean_pain_nrs"]
     matched_room = nan3 if room_matched is None else _t_interval(room_matched)
+
+    def matched_share(label: str) -> tuple[float, float, float]:
+        if matched_pain is None or room_matched is None:
+            return nan3
+        return _share(matched_pain[label] - pp[label]["mean_pain_nrs"], room_matched, draws)
+
     rows = []
     for label in result.labels:
         share_r, r_low, r_high = _share(pp[label]["reward_per_day"] - pp[base]["reward_per_day"], room_reward, draws)
         share_p, p_low, p_high = _share(pp[base]["mean_pain_nrs"] - pp[label]["mean_pain_nrs"], room_pain, draws)
-        share_m, m_low, m_high = nan3 if matched_pain is None or room_matched is None else _share(
-            matched_pain[label] - pp[label]["mean_pain_nrs"], room_matched, draws)
+        share_m, m_low, m_high = matched_share(label)
         rows.append({
             "controller": label, "kind": (kinds or {}).get(label, ""), "uses_latent": result.uses_latent[label],
             "baseline": base, "bound": bound,

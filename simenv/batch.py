@@ -296,19 +296,9 @@ class PainStimBatch:
         horizon = self._horizon_steps
         n = self.n
         self._simulate_decision(target)
-        if self._reused is None:
-            terms, reward = np.empty((n, len(TERMS))), np.empty(n)
-            truncated, packed = np.empty(n, dtype=bool), np.empty((n, len(STEP_INFO)))
-            terminated = np.zeros(n, dtype=bool)
-        else:
-            terms, reward, truncated, packed, terminated = self._reused
+        terms, reward, truncated, packed, terminated = self._outputs()
         hour = self._hour = self._hour_buffer
-        if observe:
-            obs = np.empty((n, self.obs_dim), dtype=np.float32)
-        else:
-            if self._no_observation is None:
-                self._no_observation = np.full((n, self.obs_dim), np.nan, dtype=np.float32)
-            obs = self._no_observation
+        obs = np.empty((n, self.obs_dim), dtype=np.float32) if observe else self._unobserved()
         n_truncated = finish_decision(
             core.state, core.outputs, self._acc, self._steps_done, self._report, self._term_scale, self._w, horizon, STATE_COLS,
             OUT_COLS, self._capacity_j, core.start_hour, self._history, core.amplitude_max_ma,
@@ -346,14 +336,7 @@ class PainStimBatch:
             for j in range(n_decisions):
                 rewards[:, j] = self.step_arrays(None, amplitudes_ma[j], observe=False)[1]
             return rewards
-        n = self.n
-        if self._reused is None:
-            terms, reward = np.empty((n, len(TERMS))), np.empty(n)
-            truncated, packed = np.empty(n, dtype=bool), np.empty((n, len(STEP_INFO)))
-        else:
-            terms, reward, truncated, packed, _ = self._reused
-        if self._no_observation is None:
-            self._no_observation = np.full((n, self.obs_dim), np.nan, dtype=np.float32)
+        terms, reward, truncated, packed, _ = self._outputs()
         noise = core.noise
         hour = self._hour = self._hour_buffer
         done = simulate_decisions(
@@ -363,17 +346,31 @@ class PainStimBatch:
             core.outputs, core.features_db, core.charge_memo, self.norm_mean, self.norm_scale, self._history,
             self._horizon_steps, ACC_COLS, self._acc, self._steps_done, self._report, self._term_scale, self._w,
             STATE_COLS, OUT_COLS, self._capacity_j, core.start_hour, core.amplitude_max_ma,
-            self.settings.include_self_report, hour, terms, reward, truncated, packed, self._no_observation,
+            self.settings.include_self_report, hour, terms, reward, truncated, packed, self._unobserved(),
             self._full, rewards,
         )
         if done:
             noise.advance(done * self._steps_per_decision)
-        self._running = n
+        self._running = self.n
         self.last_info = packed
         self.last_terms = terms
         if done < n_decisions:
             core.check_amplitudes(amplitudes_ma[done])  # raises, naming the slot and the limit
         return rewards
+
+    def _outputs(self) -> tuple[np.ndarray, ...]:
+        """A decision's terms, reward, truncated, packed info and terminated: the reused arrays, or new ones."""
+        if self._reused is not None:
+            return self._reused
+        n = self.n
+        return (np.empty((n, len(TERMS))), np.empty(n), np.empty(n, dtype=bool), np.empty((n, len(STEP_INFO))),
+                np.zeros(n, dtype=bool))
+
+    def _unobserved(self) -> np.ndarray:
+        """The observation returned when none is assembled: NaN, one array shared between calls."""
+        if self._no_observation is None:
+            self._no_observation = np.full((self.n, self.obs_dim), np.nan, dtype=np.float32)
+        return self._no_observation
 
     def _simulate_decision(self, target: np.ndarray) -> None:
         """Run the decision's simulator steps at ``target`` (mA), booked into the decision's sums.
