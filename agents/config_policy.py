@@ -4,7 +4,11 @@ Step by step, as the device logic does (DESIGN.md, "Controller configs"):
 LD0 (and LD1) run in ``agents.detector.DetectorEngine`` (normalisation,
 weighted sum, fixed-point values, single or dual thresholds, onset and
 termination counts with the +1 rule, holdoff, blanking rounded up to whole
-steps); the combined state LD0 + 3 x LD1 indexes the 9-entry state table,
+updates); a detector updates once per update period (``fft_interval_ms x
+update_rate_fft_intervals``, a whole number k of simulator steps) and reads
+the band power averaged over the k steps of the period, as the RC+S LD
+averages its FFT intervals (k = 1: each step's band power, unchanged);
+the combined state LD0 + 3 x LD1 indexes the 9-entry state table,
 whose entry is an amplitude in mA or HOLD (keep the current amplitude);
 the config's ramp rates replace the patient's in the simulator
 (``BatchedCore.set_ramp_rates``), so the delivered amplitude slews as the
@@ -41,8 +45,11 @@ class ConfigEngine:
         n = len(configs)
         self.n = n
         pairs = [detector_configs(c) for c in configs]
-        self.ld0 = DetectorEngine([a for a, _ in pairs], dt_s=dt_s)
-        self.ld1 = DetectorEngine([b if b is not None else silent_detector(a.fft_interval_ms, a.update_rate_fft_intervals) for a, b in pairs], dt_s=dt_s)
+        self.ld0 = DetectorEngine([a for a, _ in pairs], dt_s=dt_s, multi_step=True)
+        self.ld1 = DetectorEngine([b if b is not None else silent_detector(a.fft_interval_ms, a.update_rate_fft_intervals) for a, b in pairs], dt_s=dt_s, multi_step=True)
+        #: Simulator steps per detector update, per slot (validation makes LD0's and LD1's periods equal).
+        self.steps_per_update = np.array([a.steps_per_update(dt_s) for a, _ in pairs], dtype=np.int64)
+        self._single_step = bool(np.all(self.steps_per_update == 1))
         self.has_ld1 = np.array([b is not None for _, b in pairs])
         self.table = np.zeros((n, N_STATES))
         self.hold = np.zeros((n, N_STATES), dtype=bool)
@@ -65,6 +72,40 @@ class ConfigEngine:
         self.ld1.reset()
         self.state = np.zeros(self.n, dtype=np.int64)
         self.amplitude_ma = self.initial_ma.copy()
+        self._sum_db: np.ndarray | None = None  # band powers summed since each slot's last update
+        self._count = np.zeros(self.n, dtype=np.int64)
+        #: Per slot, whether the last ``step`` updated it, and the band powers that update read.
+        self.updated = np.zeros(self.n, dtype=bool)
+        self.read_db: np.ndarray | None = None
+
+    def step(self, features_db: np.ndarray, measured: np.ndarray) -> np.ndarray:
+        """One simulator step's band powers (raw, (n, N_FEATURES)) for the ``measured`` slots; returns amplitudes.
+
+        Each slot updates once it has collected its ``steps_per_update`` measured
+        steps, reading their mean; with one step per update that is every
+        measured step, on the step's own band power (bit for bit).
+        """
+        measured = np.asarray(measured, dtype=bool)
+        features_db = np.asarray(features_db, dtype=np.float64)
+        if self._single_step:
+            self.updated = measured
+            self.read_db = features_db
+            if measured.any():
+                self.update(features_db, mask=measured)
+            return self.amplitude_ma
+        if self._sum_db is None:
+            self._sum_db = np.zeros_like(features_db)
+        self._sum_db[measured] += features_db[measured]
+        self._count += measured
+        due = self._count >= self.steps_per_update
+        self.updated = due
+        if due.any():
+            mean = self._sum_db / np.maximum(self._count, 1)[:, None]
+            self.read_db = mean
+            self.update(mean, mask=due)
+            self._sum_db[due] = 0.0
+            self._count[due] = 0
+        return self.amplitude_ma
 
     def update(self, features_db: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
         """One detector update per slot (raw band powers, shape (n, N_FEATURES)); returns amplitudes in mA."""
@@ -113,7 +154,7 @@ class ConfigPolicy(BasePolicy):
         return cls(name, load_config_dir(folder, dt_s=dt_s), dt_s=dt_s, source=str(folder))
 
     def check_settings(self, settings) -> None:
-        """One simulator step is one detector update: the evaluation must decide every step at dt_s."""
+        """The device runs at the simulator step: the evaluation must decide every step at dt_s."""
         if settings.dt_s != self.dt_s or settings.steps_per_decision != 1:
             raise PainloopError(
                 "PL-CONFIG-MISMATCH",
@@ -150,9 +191,7 @@ class ConfigPolicy(BasePolicy):
 
     def act(self, observations: np.ndarray, info: dict) -> np.ndarray:
         measured = np.asarray(info["elapsed_s"]) > 0
-        if measured.any():
-            self.engine.update(np.asarray(info["features_raw"]), mask=measured)
-        return self.engine.amplitude_ma.copy()
+        return self.engine.step(np.asarray(info["features_raw"]), measured).copy()
 
     @property
     def scores(self) -> np.ndarray:

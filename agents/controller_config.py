@@ -147,6 +147,7 @@ def validate_config(data: Any, dt_s: float | None = None) -> list[Violation]:
     if dets.get("LD1") and not dev.allows_ld1:
         bad("$.detectors.LD1", f"{target} runs one detector; allowed: LD1 null.")
     enc = data["device_encoding"]
+    periods: list[float] = []  # update period of each detector present, ms
     for key in ("LD0", "LD1"):
         d = dets.get(key)
         if not d:
@@ -170,9 +171,12 @@ def validate_config(data: Any, dt_s: float | None = None) -> list[Violation]:
         lo, hi = dev.update_rate_fft_intervals
         if not lo <= ur <= hi:
             bad(f"{f}.update_rate_fft_intervals", f"{ur}; allowed on {target}: {lo} to {hi}.")
-        if abs(fft * ur - 1000.0 * dt) > 1e-6:
+        steps = fft * ur / (1000.0 * dt)
+        if abs(steps - round(steps)) > 1e-9 or round(steps) < 1:
             bad(f"{f}.update_rate_fft_intervals", f"fft_interval_ms * update_rate_fft_intervals = {fft * ur} ms "
-                f"but one simulator step is dt_s = {dt:g} s; allowed: equal (one step per detector update).")
+                f"but one simulator step is dt_s = {dt:g} s; allowed: a whole number of steps (one detector update "
+                "every k steps, k >= 1).")
+        periods.append(fft * ur)
         for name in ("onset_updates", "termination_updates", "holdoff_updates"):
             if d[name] > dev.max_count_updates:
                 bad(f"{f}.{name}", f"{d[name]}; allowed on {target}: 0 to {dev.max_count_updates}.")
@@ -180,8 +184,9 @@ def validate_config(data: Any, dt_s: float | None = None) -> list[Violation]:
             bad(f"{f}.blank_fft_intervals", f"{d['blank_fft_intervals']}; allowed on {target}: 0 to "
                 f"{dev.max_blank_fft_intervals}.")
         if target == "percept":
-            if d["onset_updates"] * dt > PERCEPT_MAX_ONSET_S:
-                bad(f"{f}.onset_updates", f"{d['onset_updates']} updates of {dt:g} s; Percept's onset is 0-30 s.")
+            if d["onset_updates"] * fft * ur / 1000.0 > PERCEPT_MAX_ONSET_S:
+                bad(f"{f}.onset_updates", f"{d['onset_updates']} updates of {fft * ur / 1000.0:g} s; Percept's onset "
+                    "is 0-30 s.")
             if d["update_rate_fft_intervals"] * fft > 30_000:
                 bad(f"{f}.update_rate_fft_intervals", "Percept averages over at most 30 s.")
             if [abs(w) for w in d["weight"]] != [1.0] * n or d["norm_subtract"] != [0.0] * n or d["norm_multiply"] != [1.0] * n:
@@ -208,6 +213,10 @@ def validate_config(data: Any, dt_s: float | None = None) -> list[Violation]:
                 if code != fixed_point_int(value, F):
                     bad(f"$.device_encoding.{key}.{name}", f"{code!r} does not encode {value!r} (expected "
                         f"{fixed_point_int(value, F)} = round(value x 2^{F})).")
+
+    if len(set(periods)) > 1:
+        bad("$.detectors.LD1.update_rate_fft_intervals", f"LD0 updates every {periods[0]:g} ms and LD1 every "
+            f"{periods[1]:g} ms; allowed: the same update period (the state table combines their states).")
 
     # States, amplitudes and safety.
     states = data["states"]

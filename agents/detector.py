@@ -11,12 +11,19 @@ configs"):
   (real = integer / 2^F);
 - raw state: single threshold, 1 if y > B0 else 0; dual threshold, 0 if
   y <= B0, 2 if y > B1, else 1;
-- one simulator step is one detector update; a higher state takes effect
-  after ``onset_updates + 1`` consecutive updates asking for it, a lower one
-  after ``termination_updates + 1`` (0 means at once);
-- after a state change, the next ``blank_steps`` updates are ignored
-  (blanking rounded up to whole steps); ``holdoff_updates`` updates are
+- a higher state takes effect after ``onset_updates + 1`` consecutive
+  updates asking for it, a lower one after ``termination_updates + 1`` (0
+  means at once);
+- after a state change, the next ``blank_updates`` updates are ignored
+  (blanking rounded up to whole updates); ``holdoff_updates`` updates are
   ignored after start-up.
+
+The engine runs one update per call. An update period (``fft_interval_ms x
+update_rate_fft_intervals``) of one simulator step is the rule for the
+threshold baselines; a device config may update every k steps, reading the
+band power averaged over them (the RC+S LD averages its FFT intervals over
+the update period): ``agents.config_policy.ConfigEngine`` does that averaging
+and calls the engine once per period (``DetectorEngine(..., multi_step=True)``).
 
 The band powers ``x`` are the simulator's log band powers (dB): the device
 would hold linear powers in its own integer units; the arithmetic is the same.
@@ -102,18 +109,28 @@ class DetectorConfig:
     def update_period_s(self) -> float:
         return self.fft_interval_ms * self.update_rate_fft_intervals / 1000.0
 
-    def blank_steps(self, dt_s: float) -> int:
-        """Blanking in whole simulator steps (rounded up)."""
-        return int(math.ceil(self.blank_fft_intervals * self.fft_interval_ms / 1000.0 / dt_s - 1e-9))
+    @property
+    def blank_updates(self) -> int:
+        """Blanking in whole detector updates (rounded up): the updates ignored after a state change."""
+        rate = max(int(self.update_rate_fft_intervals), 1)
+        return -(-int(self.blank_fft_intervals) // rate)
 
-    def check_step(self, dt_s: float) -> None:
-        """One simulator step must be one detector update (DESIGN.md)."""
-        if abs(self.update_period_s - dt_s) > 1e-9:
-            raise PainloopError(
-                "PL-DETECTOR-CONFIG",
-                f"fft_interval_ms * update_rate_fft_intervals = {self.update_period_s * 1000:g} ms but the "
-                f"simulator step is dt_s={dt_s:g} s; allowed: equal (one step per detector update).",
-            )
+    def steps_per_update(self, dt_s: float) -> int:
+        """Simulator steps per detector update (the update period over ``dt_s``), or 0 if not a whole number >= 1."""
+        k = self.update_period_s / dt_s
+        return int(round(k)) if abs(k - round(k)) < 1e-9 and round(k) >= 1 else 0
+
+    def check_step(self, dt_s: float, multi_step: bool = False) -> None:
+        """The update period must be one simulator step (``multi_step``: a whole number of steps; DESIGN.md)."""
+        k = self.steps_per_update(dt_s)
+        if k == 1 or (multi_step and k >= 1):
+            return
+        allowed = "a whole multiple of it (one update every k steps)" if multi_step else "equal (one step per detector update)"
+        raise PainloopError(
+            "PL-DETECTOR-CONFIG",
+            f"fft_interval_ms * update_rate_fft_intervals = {self.update_period_s * 1000:g} ms but the "
+            f"simulator step is dt_s={dt_s:g} s; allowed: {allowed}.",
+        )
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -147,11 +164,11 @@ def silent_detector(
 class DetectorEngine:
     """Run a batch of detectors update by update (one slot per config)."""
 
-    def __init__(self, configs: Sequence[DetectorConfig], dt_s: float = 30.0) -> None:
+    def __init__(self, configs: Sequence[DetectorConfig], dt_s: float = 30.0, multi_step: bool = False) -> None:
         n = len(configs)
         self.n = n
         for c in configs:
-            c.check_step(dt_s)
+            c.check_step(dt_s, multi_step)
         self.index = np.zeros((n, MAX_INPUTS), dtype=np.int64)
         self.gain = np.zeros((n, MAX_INPUTS))  # w * m, zero for unused inputs
         self.subtract = np.zeros((n, MAX_INPUTS))
@@ -165,7 +182,7 @@ class DetectorEngine:
         self.dual = np.array([c.dual_threshold for c in configs])
         self.onset = np.array([c.onset_updates for c in configs], dtype=np.int64)
         self.termination = np.array([c.termination_updates for c in configs], dtype=np.int64)
-        self.blank = np.array([c.blank_steps(dt_s) for c in configs], dtype=np.int64)
+        self.blank = np.array([c.blank_updates for c in configs], dtype=np.int64)
         self.holdoff = np.array([c.holdoff_updates for c in configs], dtype=np.int64)
         self.reset()
 

@@ -1,15 +1,20 @@
 """Distil a policy into a device detector, patient by patient.
 
-1. Roll the source policy out on the patient (``agents.rollout``): at each
-   decision, the raw band powers a detector update would read and the
-   amplitude the source commanded.
-2. Fit the detector's inputs, weights, thresholds and counts, and the state
+1. Roll the source policy out on the patient (``agents.rollout``), after
+   ``warmup_days`` of it unrecorded (the long-term state it keeps a patient
+   in): at each decision, the raw band powers a detector update would read
+   and the amplitude the source commanded.
+2. The clinic on/off test (``agents.stim_footprint``) at the source's on
+   amplitude finds the bands stimulation itself moves; they are left out.
+3. Fit the detector's inputs, weights, thresholds and counts, and the state
    table, to those decisions (``agents.distill_fit``, open loop).
-3. DAgger (``distill``): further rounds run the current configs closed loop
+4. DAgger (``distill``): further rounds run the current configs closed loop
    with the source in shadow, add the source's would-be decisions on those
-   trajectories to the data, and refit.
-4. Closed-loop selection: the last round's best candidates each run closed
-   loop on fresh noise, and each patient keeps the one that agrees best.
+   trajectories to the data, and refit. They, and step 5, start each patient
+   at the tolerance the source had reached after its warm-up.
+5. Closed-loop selection: the last round's best candidates, and the best one
+   with other onset, termination and blanking counts, each run closed loop
+   on fresh noise, and each patient keeps the one that agrees best.
 
 The fidelity report then runs the exported configs closed loop on held-out days.
 """
@@ -21,9 +26,11 @@ from collections.abc import Sequence
 import numpy as np
 
 from agents.config_policy import ConfigPolicy, SlotConfigPolicy
-from agents.distill_fit import DistillSettings, fit_candidates
+from agents.distill_fit import DistillSettings, fit_candidates, timing_variants, update_steps
 from agents.export import decision_agreement
 from agents.rollout import rollout
+from agents.stim_footprint import measure_footprint
+from simenv import layout as L
 from simenv.batch import EnvSettings
 from simenv.cohort import Patient
 
@@ -52,13 +59,24 @@ def distill(
     data_y: list[list[np.ndarray]] = [[] for _ in patients]
     configs: list[dict] = []
     infos: list[dict] = []
+    tolerance = None
+    # The source decides every this many steps (a run's decision interval) and holds its command between.
+    decision_every = int(getattr(make_source(), "steps_per_decision", 1))
+    steps_per_update = update_steps(target, dt_s, decision_every) if settings.update_per_decision else 1
+    excluded: list[list[int]] = [[] for _ in patients]
+    footprint_info: list[dict] = [{} for _ in patients]
     for r in range(settings.dagger_rounds + 1):
         if r == 0:
-            ro = rollout(make_source(), patients, env, settings.seed, contexts_extra)
+            ro = rollout(make_source(), patients, env, settings.seed, contexts_extra, warmup_days=settings.warmup_days)
             labels = ro.amplitudes_ma
+            if settings.warmup_days > 0:
+                tolerance = ro.window_tolerance
+            if settings.footprint_limit_db is not None:
+                excluded, footprint_info = _footprint(patients, labels, dt_s, settings)
         else:
             exported = ConfigPolicy("distilled", {int(p.uid): c for p, c in zip(patients, configs, strict=True)}, dt_s)
-            ro = rollout(exported, patients, env, settings.seed + r, contexts_extra, shadow=make_source())
+            ro = rollout(exported, patients, env, settings.seed + r, contexts_extra, shadow=make_source(),
+                         start_tolerance=tolerance)
             assert ro.shadow_ma is not None  # a rollout with a shadow policy records its amplitudes
             labels = ro.shadow_ma
         last = r == settings.dagger_rounds
@@ -71,17 +89,24 @@ def distill(
             y = np.concatenate(data_y[i])
             ranked = fit_candidates(
                 np.concatenate(data_x[i]), y, ro.norm_mean_db[i], ro.norm_sd_db[i],
-                target, dt_s, settings, episode_starts=starts.tolist(), top_k=top_k,
+                target, dt_s, settings, episode_starts=starts.tolist(), top_k=top_k, excluded_inputs=excluded[i],
+                decision_every=decision_every, steps_per_update=steps_per_update,
             )
+            for _, _, info in ranked:
+                info |= footprint_info[i] | {"warmup_days": settings.warmup_days}
             if top_k > 1 and ranked[0][2]["status"] != "constant source":
                 # The best detector with one amplitude in every state it sets (HOLD kept, so Percept's
                 # dual threshold stays valid): always the source's most frequent command when it acts
                 # itself (round 0; a shadow's labels describe other trajectories).
                 det0, states0, info0 = ranked[0]
                 a = _most_frequent(data_y[i][0])
-                ranked.append((det0, [v if v is None or v == "HOLD" else a for v in states0],
-                               info0 | {"balanced_accuracy_fit": 0.5, "open_loop_rank": len(ranked),
-                                        "constant_state_table": True}))
+                constant = (det0, [v if v is None or v == "HOLD" else a for v in states0],
+                            info0 | {"balanced_accuracy_fit": 0.5, "open_loop_rank": len(ranked),
+                                     "constant_state_table": True})
+                if settings.timing_search:
+                    ranked += [(d, states0, info0 | {"open_loop_rank": 0, "timing_variant": True})
+                               for d in timing_variants(det0, dt_s)]
+                ranked.append(constant)
             for _, _, info in ranked:
                 info["dagger_rounds"] = r
             options.append([make_config(i, det, states, info) for det, states, info in ranked])
@@ -91,9 +116,24 @@ def distill(
                 progress(r, i)
     if any(len(o) > 1 for o in options):
         configs, infos = _select_closed_loop(
-            make_source, patients, options, env, settings.seed + settings.dagger_rounds + 1, contexts_extra
+            make_source, patients, options, env, settings.seed + settings.dagger_rounds + 1, contexts_extra, tolerance
         )
     return configs, infos
+
+
+def _footprint(patients: Sequence[Patient], labels_ma: np.ndarray, dt_s: float,
+               settings: DistillSettings) -> tuple[list[list[int]], list[dict]]:
+    """The clinic on/off test at each patient's highest source command: bands left out, and what was measured."""
+    on_ma = np.max(labels_ma, axis=1)
+    fp = measure_footprint(patients, on_ma, dt_s, settings.seed)
+    assert settings.footprint_limit_db is not None
+    moved = fp.bands_moved(settings.footprint_limit_db)
+    infos = [{"footprint": {"test_amplitude_ma": float(on_ma[i]), "hours": fp.hours,
+                            "limit_db": settings.footprint_limit_db,
+                            "shift_db": {L.FEATURE_NAMES[j]: round(float(fp.shift_db[i, j]), 3) for j in range(L.N_FEATURES)},
+                            "bands_moved": [L.FEATURE_NAMES[j] for j in moved[i]]}}
+             for i in range(len(patients))]
+    return moved, infos
 
 
 def _most_frequent(amplitudes_ma: np.ndarray) -> float:
@@ -101,7 +141,8 @@ def _most_frequent(amplitudes_ma: np.ndarray) -> float:
     return float(values[np.argmax(counts)])
 
 
-def _select_closed_loop(make_source, patients, options, env: EnvSettings, seed: int, contexts_extra):
+def _select_closed_loop(make_source, patients, options, env: EnvSettings, seed: int, contexts_extra,
+                        tolerance: np.ndarray | None = None):
     """Run every candidate config closed loop, the source in shadow, and keep each patient's best.
 
     Why: the open-loop fit replays band powers recorded under the *source's*
@@ -119,7 +160,9 @@ def _select_closed_loop(make_source, patients, options, env: EnvSettings, seed: 
     flat = [c for opts in options for c in opts]
     slot_patients = [patients[i] for i in owner]
     extra = (lambda s: contexts_extra(owner[s])) if contexts_extra is not None else None
-    ro = rollout(SlotConfigPolicy("candidates", flat, env.dt_s), slot_patients, env, seed, extra, shadow=make_source())
+    slot_tolerance = None if tolerance is None else np.asarray(tolerance)[owner]
+    ro = rollout(SlotConfigPolicy("candidates", flat, env.dt_s), slot_patients, env, seed, extra, shadow=make_source(),
+                 record_features=False, start_tolerance=slot_tolerance)
     scores = []
     assert ro.shadow_ma is not None  # a rollout with a shadow policy records its amplitudes
     for s in range(len(flat)):

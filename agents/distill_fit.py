@@ -33,10 +33,16 @@ from simenv import layout as L
 from simenv.errors import PainloopError
 
 TARGET_TIMING = {
-    # target: (fft_interval_ms, onset choices, termination choices)
+    # target: (fft_interval_ms, onset choices, termination choices); the Summit RC+S interval is the
+    # longest of these that divides dt_s (``fft_interval_ms``)
     "summit_rcs": (500, (0, 1, 2, 4), (0, 1, 2, 4, 8)),
     "percept": (200, (0, 1), (0, 1, 2, 4, 8)),
 }
+#: Summit RC+S FFT intervals tried, longest first: blanking counts FFT intervals (at most 255), so a
+#: 2-s interval lets it span 8.5 min, a 0.5-s one only 2 min (the detector updates once per dt_s either way).
+_SUMMIT_FFT_MS = (2000, 1000, 500)
+#: Blanking after a state change tried by the closed-loop timing search, in detector updates.
+BLANK_UPDATES = (0, 1, 2, 4, 9)
 
 
 @dataclass(frozen=True)
@@ -50,6 +56,18 @@ class DistillSettings:
     n_dual_thresholds: int = 11
     fractional_fixed_point: int = 8
     dagger_rounds: int = 2
+    #: Days the source runs (not recorded) before the first round's recording; later rounds and the
+    #: closed-loop selection start each patient at the tolerance the source had reached by then.
+    warmup_days: float = 0.0
+    #: Bands that stimulation moves by more than this (dB; the clinic on/off test,
+    #: ``agents.stim_footprint``) are not used as detector inputs. None: every band may be.
+    footprint_limit_db: float | None = 0.25
+    #: The closed-loop selection also tries the best detector with other onset, termination and
+    #: blanking counts (``timing_variants``).
+    timing_search: bool = True
+    #: Detectors update once per source decision (on the band power averaged over it) where the
+    #: target can (``update_steps``); False: once per simulator step.
+    update_per_decision: bool = True
     #: Closed-loop selection: the open-loop fit's best ``select_top_k`` detectors and a constant
     #: state table each run closed loop (fresh noise, source in shadow); the best agreement wins.
     #: 0 keeps the open-loop choice.
@@ -64,6 +82,65 @@ class DistillSettings:
             raise PainloopError("PL-CONFIG-VALUE", f"distill.dagger_rounds={self.dagger_rounds!r}; allowed: 0 to 10.")
         if not 1 <= self.max_inputs <= 4:
             raise PainloopError("PL-CONFIG-VALUE", f"distill.max_inputs={self.max_inputs!r}; allowed: 1 to 4.")
+        if not 0 <= self.warmup_days <= 3650:
+            raise PainloopError("PL-CONFIG-VALUE", f"distill.warmup_days={self.warmup_days!r}; allowed: 0 to 3650.")
+        if self.footprint_limit_db is not None and not 0 < self.footprint_limit_db <= 30:
+            raise PainloopError("PL-CONFIG-VALUE", f"distill.footprint_limit_db={self.footprint_limit_db!r}; "
+                                "allowed: null (no band left out) or a value in (0, 30] dB.")
+
+
+def fft_interval_ms(target: str, dt_s: float) -> int:
+    """The FFT interval of a distilled config: Percept's fixed 200 ms; for Summit RC+S the longest that divides ``dt_s``."""
+    if target != "summit_rcs":
+        return TARGET_TIMING[target][0]
+    for ms in _SUMMIT_FFT_MS:
+        if abs(1000.0 * dt_s / ms - round(1000.0 * dt_s / ms)) < 1e-9:
+            return ms
+    return TARGET_TIMING[target][0]
+
+
+def update_steps(target: str, dt_s: float, decision_every: int) -> int:
+    """Simulator steps per detector update for a source deciding every ``decision_every`` steps.
+
+    The source's own decision interval when the target can update that
+    slowly (RC+S: up to 255 FFT intervals per update), so the device decides
+    as often as the source, on the band power averaged over the interval;
+    otherwise every step (Percept averages at most 30 s).
+    """
+    if decision_every <= 1 or target != "summit_rcs":
+        return 1
+    fft_ms = fft_interval_ms(target, dt_s)
+    rate = 1000.0 * dt_s * decision_every / fft_ms
+    return int(decision_every) if abs(rate - round(rate)) < 1e-9 and round(rate) <= 255 else 1
+
+
+def timing_variants(detector: DetectorConfig, dt_s: float) -> list[DetectorConfig]:
+    """``detector`` with other onset, termination and blanking counts (what the closed-loop search tries).
+
+    Blanking after a state change is a minimum dwell: a source that decides
+    every few minutes never switches twice within that time, which onset and
+    termination counts (consecutive updates) express only in part. Counts the
+    device cannot hold (blanking above 255 FFT intervals) are left out; the
+    detector itself is not among the variants.
+    """
+    from dataclasses import replace
+
+    per_update = max(int(detector.update_rate_fft_intervals), 1)
+    out = []
+    seen = {(detector.onset_updates, detector.termination_updates, detector.blank_fft_intervals)}
+    for blank in BLANK_UPDATES:
+        intervals = blank * per_update
+        if intervals > 255:
+            continue
+        for onset in sorted({0, detector.onset_updates}):
+            for termination in sorted({0, 2, detector.termination_updates}):
+                key = (onset, termination, intervals)
+                if key in seen:
+                    continue
+                seen.add(key)
+                out.append(replace(detector, onset_updates=onset, termination_updates=termination,
+                                   blank_fft_intervals=intervals))
+    return out
 
 
 def _balanced_logistic(z: np.ndarray, y: np.ndarray):
@@ -102,23 +179,49 @@ def select_inputs(z: np.ndarray, y: np.ndarray, allowed: Sequence[int], max_inpu
 
 def _replay(base: dict, candidates: list[dict], fft_ms: int, dt_s: float) -> tuple[DetectorEngine, list[DetectorConfig]]:
     configs = [DetectorConfig(**(base | c), fft_interval_ms=fft_ms) for c in candidates]
-    return DetectorEngine(configs, dt_s=dt_s), configs
+    return DetectorEngine(configs, dt_s=dt_s, multi_step=True), configs
 
 
-def _replay_binary(engine: DetectorEngine, X: np.ndarray, cls: np.ndarray, bounds: Sequence[int]) -> np.ndarray:
+def _replay_states(engine: DetectorEngine, X: np.ndarray, bounds: Sequence[int], steps_per_update: int):
+    """Yield (row, engine state, whether the engine restarted) for every row of ``X``, as the device runs.
+
+    Every slot reads the same band powers; the engine restarts at each episode
+    start (``bounds``) and updates once per ``steps_per_update`` rows, on their
+    mean (``agents.config_policy.ConfigEngine``'s arithmetic; one row per
+    update: the row itself).
+    """
+    full = np.zeros((engine.n, L.N_FEATURES))
+    starts = set(bounds)
+    total = np.zeros(L.N_FEATURES)
+    count = 0
+    state = np.zeros(engine.n, dtype=np.int64)
+    for t in range(X.shape[0]):
+        restart = t in starts
+        if restart:
+            engine.reset()
+            state = engine.state.copy()
+            total[:] = 0.0
+            count = 0
+        total += X[t]
+        count += 1
+        if count >= steps_per_update:
+            full[:] = total / count if steps_per_update > 1 else X[t]
+            state = engine.update(full)
+            total[:] = 0.0
+            count = 0
+        yield t, state, restart
+
+
+def _replay_binary(engine: DetectorEngine, X: np.ndarray, cls: np.ndarray, bounds: Sequence[int],
+                   steps_per_update: int = 1) -> np.ndarray:
     """Balanced accuracy of every engine slot's on/off decisions (dual: middle state holds) against ``cls``."""
     S = engine.n
-    full = np.zeros((S, L.N_FEATURES))
     on_state = np.zeros(S, dtype=bool)
     tp = np.zeros(S)
     tn = np.zeros(S)
-    starts = set(bounds)
-    for t in range(X.shape[0]):
-        if t in starts:
-            engine.reset()
+    for t, state, restart in _replay_states(engine, X, bounds, steps_per_update):
+        if restart:
             on_state[:] = False
-        full[:] = X[t]
-        state = engine.update(full)
         on_state = np.where(engine.dual & (state == 1), on_state, state >= 1)
         if cls[t] == 1:
             tp += on_state
@@ -149,7 +252,7 @@ def fit_patient(
 
 def constant_candidate(amplitude_ma: float, target: str, dt_s: float, fractional_fixed_point: int) -> tuple:
     """A detector that never leaves state 0 and a state table that always commands ``amplitude_ma``."""
-    fft_ms = TARGET_TIMING[target][0]
+    fft_ms = fft_interval_ms(target, dt_s)
     det = silent_detector(fft_ms, int(round(1000.0 * dt_s / fft_ms)), fractional_fixed_point)
     return det, [float(amplitude_ma), float(amplitude_ma), None] + [None] * 6
 
@@ -164,6 +267,9 @@ def fit_candidates(
     settings: DistillSettings,
     episode_starts: Sequence[int] = (0,),
     top_k: int = 1,
+    excluded_inputs: Sequence[int] = (),
+    decision_every: int = 1,
+    steps_per_update: int = 1,
 ) -> list[tuple[DetectorConfig, list, dict]]:
     """The ``top_k`` best (detector, states, fit info) for one patient, best first (open-loop balanced accuracy).
 
@@ -171,13 +277,27 @@ def fit_candidates(
     ``amplitudes_ma`` (T,) the source's commands; the first decision of each
     episode (``episode_starts``: no band power measured yet) is left out, and
     the replayed detectors restart at each episode (as the device does at
-    start-up, holdoff included).
+    start-up, holdoff included). ``excluded_inputs`` (band indices) are never
+    inputs (the bands stimulation itself moves); if they leave the target no
+    band, its own bands are used and the fit info says so
+    (``footprint_fallback``). A source that decides every ``decision_every``
+    steps (and holds its command in between) is fitted, for the choice of
+    inputs and weights, on the rows where it decided: the rows in between
+    hold a command chosen on band powers minutes old, which says nothing
+    about the band powers of that row. The detectors update every
+    ``steps_per_update`` steps on the band power averaged over them
+    (``update_steps``).
     """
     F = settings.fractional_fixed_point
-    fft_ms, onsets, terminations = TARGET_TIMING[target]
-    update_rate = int(round(1000.0 * dt_s / fft_ms))
+    _, onsets, terminations = TARGET_TIMING[target]
+    fft_ms = fft_interval_ms(target, dt_s)
+    update_rate = int(round(1000.0 * dt_s * steps_per_update / fft_ms))
     keep = np.ones(features_db.shape[0], dtype=bool)
     keep[list(episode_starts)] = False
+    decided = np.zeros(features_db.shape[0], dtype=bool)
+    for s0, s1 in zip(episode_starts, list(episode_starts[1:]) + [features_db.shape[0]], strict=True):
+        decided[s0:s1:max(int(decision_every), 1)] = True
+    decided = decided[keep]
     X = features_db[keep]
     amps = np.round(amplitudes_ma[keep] * 10.0) / 10.0
     # Episode boundaries in the kept rows: the engine is reset there.
@@ -190,17 +310,24 @@ def fit_candidates(
         info |= {"status": "constant source", "balanced_accuracy_fit": 1.0}
         return [(det, states, info)]
     if target == "percept":
-        allowed = [j for j, name in enumerate(L.FEATURE_NAMES) if name.split("_", 1)[1] in ("alpha", "beta")]
+        own = [j for j, name in enumerate(L.FEATURE_NAMES) if name.split("_", 1)[1] in ("alpha", "beta")]
         max_inputs = 1
     else:
-        allowed = list(range(L.N_FEATURES))
+        own = list(range(L.N_FEATURES))
         max_inputs = settings.max_inputs
+    allowed = [j for j in own if j not in set(excluded_inputs)]
+    info["inputs_excluded"] = [L.FEATURE_NAMES[j] for j in sorted(set(excluded_inputs))]
+    info["footprint_fallback"] = not allowed
+    if not allowed:
+        allowed = own
     z = (X - norm_mean_db) / norm_sd_db
     # Binary target for the input selection: above vs at-or-below the median amplitude class.
     cut = levels[np.searchsorted(levels, np.median(amps), side="left")]
     ybin = amps > cut if np.any(amps > cut) else amps >= cut
-    stride = max(1, z.shape[0] // 6000)  # the selection needs no more rows than that
-    chosen, coef = select_inputs(z[::stride], ybin[::stride].astype(int), allowed, max_inputs)
+    rows = np.flatnonzero(decided) if np.unique(ybin[decided]).size == 2 else np.arange(z.shape[0])
+    rows = rows[:: max(1, rows.size // 6000)]  # the selection needs no more rows than that
+    chosen, coef = select_inputs(z[rows], ybin[rows].astype(int), allowed, max_inputs)
+    info["fit_rows"] = "decisions" if rows.size and decided[rows].all() and decision_every > 1 else "all"
     if target == "percept":
         weight = np.array([1.0 if coef[0] >= 0 else -1.0])
         subtract = np.zeros(1)
@@ -221,26 +348,29 @@ def fit_candidates(
     q2 = np.unique([to_fixed_point(v, F) for v in np.quantile(score, np.linspace(0.05, 0.95, settings.n_dual_thresholds))])
     candidates = []
     binary = levels.size == 2
-    for on in onsets:
-        for off in terminations:
-            if binary:
-                for b in q1:
-                    candidates.append({"threshold_low": float(b), "threshold_high": float(b), "dual_threshold": False,
-                                       "onset_updates": on, "termination_updates": off, "holdoff_updates": 0})
-            for a in range(len(q2)):
-                for b in range(a + 1, len(q2)):
-                    candidates.append({"threshold_low": float(q2[a]), "threshold_high": float(q2[b]),
-                                       "dual_threshold": True, "onset_updates": on, "termination_updates": off,
-                                       "holdoff_updates": 0})
+    # Timing: onset x termination counts without blanking and, for a source that holds each command
+    # for decision_every steps, blanking for the rest of its hold (a minimum dwell) with no counts.
+    timings = [(on, off, 0) for on in onsets for off in terminations]
+    if steps_per_update == 1 and decision_every > 1 and (decision_every - 1) * update_rate <= 255:
+        timings.append((0, 0, (decision_every - 1) * update_rate))
+    for on, off, blank in timings:
+        common = {"onset_updates": on, "termination_updates": off, "holdoff_updates": 0, "blank_fft_intervals": blank}
+        if binary:
+            for b in q1:
+                candidates.append({"threshold_low": float(b), "threshold_high": float(b), "dual_threshold": False} | common)
+        for a in range(len(q2)):
+            for b in range(a + 1, len(q2)):
+                candidates.append({"threshold_low": float(q2[a]), "threshold_high": float(q2[b]),
+                                   "dual_threshold": True} | common)
     engine, configs = _replay(base, candidates, fft_ms, dt_s)
     S = len(candidates)
-    full = np.zeros((S, L.N_FEATURES))
     cls = np.searchsorted(levels, amps)  # class index per decision
     K = levels.size
     if binary:
-        bacc = _replay_binary(engine, X, cls, bounds)
+        bacc = _replay_binary(engine, X, cls, bounds, steps_per_update)
         # Ties go to the shorter timing counts.
-        order = np.argsort(-(bacc - 1e-6 * np.array([c["onset_updates"] + c["termination_updates"] for c in candidates])),
+        order = np.argsort(-(bacc - 1e-6 * np.array([c["onset_updates"] + c["termination_updates"]
+                                                      + c["blank_fft_intervals"] for c in candidates])),
                            kind="stable")
         best = int(order[0])
         ranked = [(configs[k], float(bacc[k])) for k in order[:top_k]]
@@ -248,7 +378,7 @@ def fit_candidates(
         holdoffs = [0, 5, 10, 20, 40, 80, 160]
         hold_cands = [dict(candidates[best], holdoff_updates=h) for h in holdoffs]
         engine2, configs2 = _replay(base | {"holdoff_updates": 0}, hold_cands, fft_ms, dt_s)
-        bacc2 = _replay_binary(engine2, X, cls, bounds)
+        bacc2 = _replay_binary(engine2, X, cls, bounds, steps_per_update)
         if bacc2.max() > bacc[best] + 1e-9:
             ranked = [(configs2[int(np.argmax(bacc2))], float(bacc2.max()))] + ranked[: top_k - 1]
         low, high = float(levels[0]), float(levels[1])
@@ -259,13 +389,9 @@ def fit_candidates(
         ranked_states = [(d, table(d), b) for d, b in ranked]
     else:
         counts = np.zeros((S, 3, K))
-        rows = np.arange(S)
-        for t in range(X.shape[0]):
-            if t in bounds:
-                engine.reset()
-            full[:] = X[t]
-            state = engine.update(full)
-            counts[rows, state, cls[t]] += 1
+        slots = np.arange(S)
+        for t, state, _ in _replay_states(engine, X, bounds, steps_per_update):
+            counts[slots, state, cls[t]] += 1
         pred = np.argmax(counts, axis=2)  # (S, 3): amplitude class of each state
         present = counts.sum(axis=(0, 1)) > 0
         correct = np.zeros((S, K))

@@ -121,6 +121,7 @@ def golden_traces(
     """Run each patient's config in the simulator and return its rows (one per detector update).
 
     Row k holds the band powers the update read (measured over the step
+    before it; with an update period of k steps, their mean over the k steps
     before it), each detector's output and state, the combined state, the
     commanded amplitude after the update, and the amplitude delivered at the
     end of the following step (after the ramps).
@@ -135,23 +136,19 @@ def golden_traces(
     cols = [trace_columns(c) for c in configs]
     feats = [[L.FEATURE_NAMES.index(c[: -len("_db")]) for c in cs if c.endswith("_db")] for cs in cols]
     rows: list[list[dict]] = [[] for _ in patients]
-    n = len(patients)
-    update = 0
     while True:
-        measured = bool(np.all(np.asarray(info["elapsed_s"]) > 0))
-        features = np.asarray(info["features_raw"]).copy()
         elapsed = np.asarray(info["elapsed_s"]).copy()
-        if measured:
-            eng.update(features)
-        amps = eng.amplitude_ma.copy()
+        amps = eng.step(np.asarray(info["features_raw"]), elapsed > 0).copy()
+        updated = eng.updated.copy()
+        read = None if eng.read_db is None else eng.read_db.copy()
         obs, _, _, truncated = batch.step_arrays(None, amps)
         delivered = batch.core.state[:, L.S_AMPLITUDE_MA].copy()
-        if measured:
-            update += 1
-            for i in range(n):
-                row = {"update": update, "time_s": float(elapsed[i])}
+        if updated.any():
+            assert read is not None  # an update reads band powers
+            for i in np.flatnonzero(updated):
+                row = {"update": len(rows[i]) + 1, "time_s": float(elapsed[i])}
                 for j in feats[i]:
-                    row[f"{L.FEATURE_NAMES[j]}_db"] = float(features[i, j])
+                    row[f"{L.FEATURE_NAMES[j]}_db"] = float(read[i, j])
                 row["LD0_output"] = float(eng.ld0.last_score[i])
                 row["LD0_state"] = int(eng.ld0.state[i])
                 if eng.has_ld1[i]:

@@ -37,6 +37,8 @@ class Rollout:
     norm_sd_db: np.ndarray
     shadow_ma: np.ndarray | None = None
     warmup_decisions: int = 0
+    #: Each slot's tolerance when the recorded window began (after the warm-up), shape (n,).
+    window_tolerance: np.ndarray | None = None
 
 
 def _amplitudes(policy, action, batch) -> np.ndarray:
@@ -56,6 +58,7 @@ def rollout(
     *,
     warmup_days: float = 0.0,
     record_features: bool = True,
+    start_tolerance: np.ndarray | None = None,
 ) -> Rollout:
     """Run ``policy`` (already built) on ``patients`` and record what a detector would see and the decisions.
 
@@ -70,10 +73,16 @@ def rollout(
     not recorded; then ``settings.horizon_days`` are recorded.
     ``record_features=False`` leaves the band powers out (a shadow agreement
     needs only the amplitudes).
+    ``start_tolerance`` (one value per slot) replaces each slot's tolerance
+    after the reset: a run that starts where a long treatment has brought the
+    patient (tolerance is the model's only state of weeks), without
+    simulating the weeks.
     """
     window = run_window(settings, warmup_days)
     batch = PainStimBatch(list(patients), window.run_settings)
     obs, info = batch.reset(seed=seed)
+    if start_tolerance is not None:
+        batch.core.state[:, L.S_TOLERANCE] = np.asarray(start_tolerance, dtype=np.float64)
     contexts = [
         PatientContext(p.uid, p.cohort, p.index, p.params, batch._norm[p], **(contexts_extra(i) if contexts_extra else {}))
         for i, p in enumerate(patients)
@@ -90,8 +99,11 @@ def rollout(
     feats = np.zeros((n, T if record_features else 0, L.N_FEATURES))
     amps = np.zeros((n, T))
     shadow_amps = np.zeros((n, T)) if shadow is not None else None
+    window_tolerance = None
     for d in range(warm + T):
         t = d - warm  # the decision's index in the recorded window (< 0 in the warm-up)
+        if t == 0:
+            window_tolerance = batch.core.state[:, L.S_TOLERANCE].copy()
         if record_features and t >= 0:
             feats[:, t] = info["features_raw"]
         if shadow is not None:
@@ -103,4 +115,4 @@ def rollout(
             amps[:, t] = amp
         obs, _, _, _ = batch.step_arrays(None, amp)
         info = batch.step_info()
-    return Rollout(feats, amps, batch.norm_mean.copy(), 1.0 / batch.norm_scale, shadow_amps, warm)
+    return Rollout(feats, amps, batch.norm_mean.copy(), 1.0 / batch.norm_scale, shadow_amps, warm, window_tolerance)

@@ -59,6 +59,10 @@ class DistillConfig:
     max_inputs: int = MISSING
     dagger_rounds: int = MISSING
     select_top_k: int = MISSING
+    warmup_days: Optional[float] = MISSING  # noqa: UP045 (OmegaConf reads Optional); None: the report's warm-up
+    footprint_limit_db: Optional[float] = MISSING  # noqa: UP045 (None: any band)
+    timing_search: bool = MISSING
+    update_per_decision: bool = MISSING
 
 
 @dataclass
@@ -111,7 +115,8 @@ def export_request(cfg: DictConfig) -> ExportRequest:
         fidelity_days=cfg.fidelity_days,
         distill=DistillOptions(
             seed=d.seed, days=d.days, max_inputs=d.max_inputs, dagger_rounds=d.dagger_rounds,
-            select_top_k=d.select_top_k,
+            select_top_k=d.select_top_k, warmup_days=d.warmup_days, footprint_limit_db=d.footprint_limit_db,
+            timing_search=d.timing_search, update_per_decision=d.update_per_decision,
         ),
         onnx_observations=cfg.onnx_observations,
     )

@@ -13,6 +13,10 @@ controller, not from painloop's engine, and reading only the config's
   updates are ignored at start-up; after each state change the updates
   falling in BlankingDurationUponStateChange (FFT intervals, rounded up to
   whole updates) are ignored;
+- an update happens every FftInterval x UpdateRate ms (k simulator steps of
+  ``dt_s``; the trace gives the band power each update read, the mean over
+  its k steps), so rows are k steps apart and the ramps run k steps between
+  them;
 - combined state = LD0 + 3 * LD1 selects an amplitude in tenths of a mA,
   255 (25.5 mA) meaning HOLD (keep the current one);
 - the delivered amplitude slews toward the commanded one at the ramp rates
@@ -41,7 +45,7 @@ class _LD:
         self.onset = det["onset_updates"]
         self.termination = det["termination_updates"]
         self.holdoff = det["holdoff_updates"]
-        self.blank = math.ceil(det["blank_fft_intervals"] * fft_ms / 1000.0 / dt_s - 1e-9)
+        self.blank = math.ceil(det["blank_fft_intervals"] / det["update_rate_fft_intervals"] - 1e-9)
         self.state = 0
         self.candidate = 0
         self.count = 0
@@ -93,10 +97,19 @@ def check_trace(config: dict, rows: list[dict[str, str]], dt_s: float) -> list[s
         step = (up if target >= a else down) * dt_s
         return a + max(-step, min(step, target - a))
 
+    period_ms = fft * config["detectors"]["LD0"]["update_rate_fft_intervals"]
+    steps = round(period_ms / (1000.0 * dt_s))  # simulator steps per update
     commanded = 0.0 if table[0] == 255 else table[0] / 10.0  # start-up: state 0
-    delivered = ramp(0.0, commanded)  # the step before the first update
+    delivered = 0.0
+    for _ in range(steps):  # the steps before the first update
+        delivered = ramp(delivered, commanded)
     problems: list[str] = []
     for k, row in enumerate(rows):
+        if k > 0:
+            for _ in range(steps - 1):  # the rest of the previous update's period
+                delivered = ramp(delivered, commanded)
+        if not math.isclose(float(row["time_s"]), (k + 1) * steps * dt_s, rel_tol=1e-12):
+            problems.append(f"row {k}: time_s {row['time_s']}, oracle {(k + 1) * steps * dt_s}")
         x = {key[: -len("_db")]: float(v) for key, v in row.items() if key.endswith("_db")}
         states = []
         for i, ld in enumerate(lds):

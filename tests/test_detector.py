@@ -62,10 +62,11 @@ def test_termination_needs_termination_plus_one_updates():
     assert run(eng, [1, -1, 1, -1, -1, -1]) == [1, 1, 1, 1, 0, 0]
 
 
-def test_blanking_ignores_updates_after_a_change_rounded_up_to_steps():
-    # 45 FFT intervals of 500 ms = 22.5 s -> 1 step of 30 s blanked after each change.
+def test_blanking_ignores_updates_after_a_change_rounded_up_to_updates():
+    # 45 FFT intervals of 500 ms = 22.5 s -> 1 update of 30 s blanked after each change.
     c = config(blank_fft_intervals=45)
-    assert c.blank_steps(30.0) == 1
+    assert c.blank_updates == 1
+    assert config(blank_fft_intervals=61).blank_updates == 2
     assert run(DetectorEngine([c]), [1, -1, -1, 1, 1]) == [1, 1, 0, 0, 1]
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from agents.distill_fit import DistillSettings
 from agents.evaluation_frames import DEFAULT_FRAME, describe_frame
-from agents.evaluation_window import run_window
+from agents.evaluation_window import check_warmup_days, run_window
 from experiments.common.controller_entries import CONTROLLER_DIR, load_controller, parse_entry
 from experiments.common.frames import frame_days
 from simenv.batch import EnvSettings
@@ -38,6 +38,11 @@ class DistillOptions:
     max_inputs: int = DistillSettings.max_inputs
     dagger_rounds: int = DistillSettings.dagger_rounds
     select_top_k: int = DistillSettings.select_top_k
+    #: None: the fidelity report's warm-up (the distillation sees the long-run state it is judged in).
+    warmup_days: float | None = None
+    footprint_limit_db: float | None = DistillSettings.footprint_limit_db
+    timing_search: bool = DistillSettings.timing_search
+    update_per_decision: bool = DistillSettings.update_per_decision
 
 
 @dataclass(frozen=True)
@@ -140,9 +145,12 @@ def make_plan(request: ExportRequest, conf_dir: Path = CONTROLLER_DIR) -> Plan:
     EnvSettings(dt_s=float(request.dt_s), horizon_days=float(request.trace_days))  # checks trace_days
     reward = RewardWeights.from_mapping(dict(request.reward) if request.reward is not None else None)
     d = request.distill
+    distill_warmup = warmup_days if d.warmup_days is None else check_warmup_days(d.warmup_days)
     distill = DistillSettings(
         days=float(d.days), seed=int(d.seed), max_inputs=int(d.max_inputs),
-        dagger_rounds=int(d.dagger_rounds), select_top_k=int(d.select_top_k),
+        dagger_rounds=int(d.dagger_rounds), select_top_k=int(d.select_top_k), warmup_days=distill_warmup,
+        footprint_limit_db=None if d.footprint_limit_db is None else float(d.footprint_limit_db),
+        timing_search=bool(d.timing_search), update_per_decision=bool(d.update_per_decision),
     )
     # The distillation uses noise seeds distill.seed (rollout), + 1 .. + dagger_rounds (DAgger rounds)
     # and + dagger_rounds + 1 (closed-loop selection).
