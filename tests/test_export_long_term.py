@@ -1,0 +1,200 @@
+"""Distilling long-term sources: slower detector updates, the stimulation's footprint, the long-run state."""
+
+from __future__ import annotations
+
+import copy
+
+import device_oracle  # noqa: E402  (tests/ is on sys.path)
+import numpy as np
+import pytest
+from conftest import with_params
+
+from agents.config_encoding import device_encoding
+from agents.config_format import build_config
+from agents.config_policy import ConfigEngine
+from agents.controller_config import check_config, validate_config
+from agents.detector import DetectorConfig, DetectorEngine, to_fixed_point
+from agents.distill_fit import DistillSettings, fit_candidates, timing_variants, update_steps
+from agents.export import golden_traces, provenance, stimulation_fields, write_trace_csv
+from agents.rollout import rollout
+from agents.stim_footprint import measure_footprint
+from simenv import layout as L
+from simenv.batch import EnvSettings
+from simenv.calibration import normalisation_for
+from simenv.cohort import load_preset
+from simenv.errors import PainloopError
+
+DT = 30.0
+PATIENTS = load_preset("test").sample(3)
+
+
+def slow_config(steps: int = 10, patient_index: int = 0, blank_updates: int = 1) -> dict:
+    """LD0 (dual) and LD1 updating every ``steps`` simulator steps (FFT interval 2 s), with HOLD and blanking."""
+    p = PATIENTS[patient_index]
+    norm = normalisation_for([p], DT)[0]
+    rate = int(steps * DT * 1000 / 2000)
+
+    def det(names, dual, **kw):
+        idx = [L.FEATURE_NAMES.index(x) for x in names]
+        return DetectorConfig(
+            inputs=tuple(names), weight=tuple([1.0] * len(names)),
+            norm_subtract=tuple(to_fixed_point(norm.mean_db[i], 8) for i in idx),
+            norm_multiply=tuple(to_fixed_point(1 / norm.sd_db[i], 8) for i in idx),
+            threshold_low=-0.25, threshold_high=0.25 if dual else -0.25, dual_threshold=dual,
+            fft_interval_ms=2000, update_rate_fft_intervals=rate, **kw,
+        )
+
+    ld0 = det(["OFC_theta", "OFC_beta"], True, termination_updates=1, blank_fft_intervals=blank_updates * rate)
+    ld1 = det(["ACC_alpha"], False, termination_updates=0, blank_fft_intervals=0)
+    states = [0.0, "HOLD", 3.0, 1.0, "HOLD", 3.0, None, None, None]
+    return build_config("summit_rcs", ld0, states, ld1=ld1, provenance=provenance(p, "hand", "hand", DT),
+                        **stimulation_fields(p))
+
+
+# -- detector updates once every k steps, on the band power averaged over them ---------------------------
+def test_engine_updates_once_per_period_on_the_mean_of_its_steps():
+    c = check_config(slow_config(steps=4))
+    eng = ConfigEngine([c], DT)
+    ref = ConfigEngine([c], DT)
+    rng = np.random.default_rng(0)
+    x = rng.normal(8.0, 3.0, size=(40, 1, L.N_FEATURES))
+    updates = []
+    for t in range(40):
+        eng.step(x[t], np.array([True]))
+        if eng.updated[0]:
+            updates.append(t)
+            np.testing.assert_array_equal(eng.read_db[0], x[t - 3 : t + 1, 0].sum(axis=0) / 4)
+            ref.update(x[t - 3 : t + 1].sum(axis=0) / 4)  # one update of the engine on the same mean
+            assert eng.state[0] == ref.state[0] and eng.amplitude_ma[0] == ref.amplitude_ma[0]
+    assert updates == list(range(3, 40, 4))
+    # Unmeasured steps (no band power yet) do not count toward a period.
+    eng.reset()
+    eng.step(x[0], np.array([False]))
+    for t in range(1, 5):
+        eng.step(x[t], np.array([True]))
+        assert eng.updated[0] == (t == 4)
+
+
+def test_one_step_per_update_is_the_single_update_bit_for_bit():
+    c = check_config(slow_config(steps=1))
+    a, b = ConfigEngine([c, c], DT), ConfigEngine([c, c], DT)
+    x = np.random.default_rng(1).normal(8.0, 3.0, size=(200, 2, L.N_FEATURES))
+    for t in range(200):
+        measured = np.array([True, t % 3 != 0])
+        out = a.step(x[t], measured).copy()
+        b.update(x[t], mask=measured)
+        np.testing.assert_array_equal(out, b.amplitude_ma)
+        np.testing.assert_array_equal(a.ld0.last_score, b.ld0.last_score)
+
+
+def test_slow_golden_traces_pass_the_device_oracle(tmp_path):
+    c = check_config(slow_config(steps=5, blank_updates=2))
+    rows = golden_traces([c], [PATIENTS[0]], DT, 0.5, seed=4)[0]
+    assert len(rows) == 287  # updates at steps 5, 10, ..., 1435 of 1440
+    assert [r["time_s"] for r in rows[:3]] == [150.0, 300.0, 450.0]
+    assert len({r["state"] for r in rows}) >= 3
+    back = device_oracle.read_trace(write_trace_csv(tmp_path / "t.csv", c, rows))
+    assert device_oracle.check_trace(c, back, DT) == []
+    # Not a rubber stamp: a row one step late, or another state, is caught.
+    late = copy.deepcopy(back)
+    late[5]["time_s"] = str(float(late[5]["time_s"]) + DT)
+    assert device_oracle.check_trace(c, late, DT)
+    wrong = copy.deepcopy(back)
+    wrong[20]["LD1_state"] = str(1 - int(wrong[20]["LD1_state"]))
+    assert device_oracle.check_trace(c, wrong, DT)
+
+
+def test_update_period_must_be_whole_steps_and_equal_for_both_detectors():
+    c = slow_config(steps=10)
+    assert validate_config(c, DT) == []
+    half = copy.deepcopy(c)
+    half["detectors"]["LD0"]["update_rate_fft_intervals"] = 157  # 314 s: not a whole number of 30-s steps
+    half["device_encoding"] = device_encoding(half)
+    fields = {v.field for v in validate_config(half, DT)}
+    assert "$.detectors.LD0.update_rate_fft_intervals" in fields
+    mixed = copy.deepcopy(c)
+    mixed["detectors"]["LD1"]["update_rate_fft_intervals"] = 30  # LD1 every 60 s, LD0 every 300 s
+    mixed["device_encoding"] = device_encoding(mixed)
+    found = validate_config(mixed, DT)
+    assert [v.field for v in found] == ["$.detectors.LD1.update_rate_fft_intervals"]
+    assert "same update period" in found[0].message
+    # The threshold baselines' engine keeps one update per step: a slower config is refused there.
+    det = DetectorConfig(inputs=("OFC_theta",), weight=(1.0,), norm_subtract=(0.0,), norm_multiply=(1.0,),
+                         threshold_low=0.0, threshold_high=0.0, fft_interval_ms=2000, update_rate_fft_intervals=30)
+    with pytest.raises(PainloopError, match="one step per detector update"):
+        DetectorEngine([det], dt_s=DT)
+    assert DetectorEngine([det], dt_s=DT, multi_step=True).n == 1
+
+
+def test_update_steps_follow_the_source_where_the_device_can():
+    assert update_steps("summit_rcs", DT, 10) == 10  # 2 s x 150 = 300 s
+    assert update_steps("summit_rcs", DT, 1) == 1
+    assert update_steps("summit_rcs", DT, 20) == 1  # 600 s would need 300 FFT intervals of 2 s (> 255)
+    assert update_steps("percept", DT, 10) == 1  # Percept averages at most 30 s
+
+
+# -- the stimulation's footprint ---------------------------------------------------------------------------
+def test_the_clinic_on_off_test_finds_the_bands_stimulation_moves():
+    amps = np.array([p.params.stimulation.amplitude_max_ma * 0.6 for p in PATIENTS])
+    fp = measure_footprint(PATIENTS, amps, DT, seed=3)
+    moved = fp.bands_moved(0.25)
+    model_moved = {"ACC_high_gamma", "ACC_beta", "ACC_low_gamma", "OFC_beta", "OFC_low_gamma"}  # simenv.biomarkers
+    for i in range(len(PATIENTS)):
+        names = {L.FEATURE_NAMES[j] for j in moved[i]}
+        assert "ACC_high_gamma" in names and fp.shift_db[i, L.FEATURE_NAMES.index("ACC_high_gamma")] > 0
+        assert names <= model_moved, names
+        assert all(fp.shift_db[i, L.FEATURE_NAMES.index(n)] < 0 for n in names - {"ACC_high_gamma"})
+    # A patient whose stimulation leaves no footprint: nothing is moved.
+    clean = with_params(PATIENTS[0], biomarker={"artifact_db": 0.0, "stim_suppression_fraction": 0.0})
+    fp0 = measure_footprint([clean], amps[:1], DT, seed=3)
+    assert fp0.bands_moved(0.25) == [[]]
+    assert np.max(np.abs(fp0.shift_db)) < 0.25
+
+
+def test_excluded_bands_are_never_detector_inputs():
+    rng = np.random.default_rng(2)
+    T = 600
+    x = rng.normal(0.0, 1.0, size=(T, L.N_FEATURES))
+    art = L.FEATURE_NAMES.index("ACC_high_gamma")
+    theta = L.FEATURE_NAMES.index("OFC_theta")
+    y = np.where(x[:, art] + 0.5 * x[:, theta] > 0, 3.0, 0.0)  # the source reads the artifact band most
+    mean, sd = np.zeros(L.N_FEATURES), np.ones(L.N_FEATURES)
+    settings = DistillSettings()
+    free = fit_candidates(x, y, mean, sd, "summit_rcs", DT, settings)[0]
+    assert "ACC_high_gamma" in free[0].inputs
+    det, _, info = fit_candidates(x, y, mean, sd, "summit_rcs", DT, settings, excluded_inputs=[art])[0]
+    assert "ACC_high_gamma" not in det.inputs and "OFC_theta" in det.inputs
+    assert info["inputs_excluded"] == ["ACC_high_gamma"] and info["footprint_fallback"] is False
+    # Percept may read only alpha or beta; with both left out it falls back to them, and says so.
+    alpha_beta = [j for j, n in enumerate(L.FEATURE_NAMES) if n.endswith(("_alpha", "_beta"))]
+    det, _, info = fit_candidates(x, y, mean, sd, "percept", DT, settings, excluded_inputs=alpha_beta)[0]
+    assert info["footprint_fallback"] is True and det.inputs[0] in {L.FEATURE_NAMES[j] for j in alpha_beta}
+
+
+def test_timing_variants_stay_in_the_devices_range():
+    c = slow_config(steps=1)
+    det = DetectorConfig(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in c["detectors"]["LD0"].items()})
+    variants = timing_variants(det, DT)
+    assert variants and det not in variants and len(set(variants)) == len(variants)
+    assert all(v.blank_fft_intervals <= 255 for v in variants)
+    assert {v.blank_updates for v in variants} >= {0, 1, 2, 4, 9}
+    assert all(v.inputs == det.inputs and v.threshold_low == det.threshold_low for v in variants)
+    slow = timing_variants(DetectorConfig(**(det.to_dict() | {"inputs": det.inputs, "weight": det.weight,
+                                                             "norm_subtract": det.norm_subtract,
+                                                             "norm_multiply": det.norm_multiply,
+                                                             "update_rate_fft_intervals": 150})), DT)
+    assert {v.blank_updates for v in slow} == {0, 1}  # 2 updates of 150 FFT intervals exceed 255
+
+
+# -- the long-run state -------------------------------------------------------------------------------------
+def test_rollout_starts_at_a_given_tolerance_and_records_it_after_the_warm_up():
+    from agents.controllers import ControllerSpec
+
+    env = EnvSettings(dt_s=DT, horizon_days=0.1)
+    policy = ControllerSpec("continuous", "continuous").build(DT, 0)
+    start = np.array([0.1, 0.2, 0.3])
+    ro = rollout(policy, PATIENTS, env, 5, start_tolerance=start, record_features=False)
+    np.testing.assert_array_equal(ro.window_tolerance, start)
+    warm = rollout(ControllerSpec("continuous", "continuous").build(DT, 0), PATIENTS, env, 5, warmup_days=5.0,
+                   record_features=False)
+    assert np.all(warm.window_tolerance > 0.0)  # five days of continuous stimulation built tolerance
