@@ -198,3 +198,33 @@ def test_rollout_starts_at_a_given_tolerance_and_records_it_after_the_warm_up():
     warm = rollout(ControllerSpec("continuous", "continuous").build(DT, 0), PATIENTS, env, 5, warmup_days=5.0,
                    record_features=False)
     assert np.all(warm.window_tolerance > 0.0)  # five days of continuous stimulation built tolerance
+
+
+class _Alternating:
+    """A source that decides every 10 steps and reverses its previous decision each time."""
+
+    action_mode = "on_off"
+    steps_per_decision = 10
+
+    def reset(self, contexts) -> None:
+        self.n, self.t, self.on = len(contexts), 0, False
+
+    def act(self, observations, info):
+        if self.t % self.steps_per_decision == 0:
+            self.on = not self.on
+        self.t += 1
+        return np.full(self.n, int(self.on))
+
+
+def test_decision_readout_reads_an_alternating_source_from_its_previous_decision():
+    from experiments.studies.decision_readout import decision_readout, render
+
+    result = decision_readout(_Alternating(), PATIENTS[:2], DT, days=1.0, warmup_days=0.5, seed=3)
+    assert result.decision_interval_steps == 10
+    np.testing.assert_allclose(result.duty, 0.5, atol=0.01)
+    np.testing.assert_array_equal(result.reversal_share, 1.0)
+    np.testing.assert_array_equal(result.balanced_accuracy["previous"], 1.0)
+    assert set(result.balanced_accuracy) == {"sample", "mean_2", "mean_5", "mean_10", "sample_clean", "previous"}
+    # The artifact band tells the stimulation state of the step read, which an alternating source reverses.
+    assert np.all(result.balanced_accuracy["sample"] > 0.75)
+    assert "previous" in render(result)
