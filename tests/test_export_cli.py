@@ -185,6 +185,9 @@ BAD = {
     "selection_seed": (["source=dual_threshold", "target=percept", "distill.seed=1", "seed=3"], 2,
                        "PL-CONFIG-VALUE"),
     "select_top_k": (["source=dual_threshold", "target=percept", "distill.select_top_k=51"], 2, "PL-CONFIG-VALUE"),
+    "distill_warmup": (["source=dual_threshold", "target=percept", "distill.warmup_days=-1"], 2, "PL-EVAL-WARMUP"),
+    "footprint_limit": (["source=dual_threshold", "target=percept", "distill.footprint_limit_db=0"], 2,
+                        "PL-CONFIG-VALUE"),
 }
 
 

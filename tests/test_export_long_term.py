@@ -228,3 +228,21 @@ def test_decision_readout_reads_an_alternating_source_from_its_previous_decision
     # The artifact band tells the stimulation state of the step read, which an alternating source reverses.
     assert np.all(result.balanced_accuracy["sample"] > 0.75)
     assert "previous" in render(result)
+
+
+def test_the_distillation_warm_up_follows_the_reports_frame_unless_set():
+    from experiments.exporting.plan import DistillOptions, ExportRequest, make_plan
+
+    long = make_plan(ExportRequest(source="dual_threshold", target="percept", n_patients=1))
+    assert long.distill.warmup_days == long.warmup_days == 90.0
+    week = make_plan(ExportRequest(source="dual_threshold", target="percept", n_patients=1, frame="week"))
+    assert week.distill.warmup_days == 0.0
+    own = make_plan(ExportRequest(source="dual_threshold", target="percept", n_patients=1,
+                                  distill=DistillOptions(warmup_days=7, footprint_limit_db=None)))
+    assert own.distill.warmup_days == 7.0 and own.distill.footprint_limit_db is None
+    for bad in ({"warmup_days": -1.0}, {"footprint_limit_db": 0.0}):
+        with pytest.raises(PainloopError) as err:
+            make_plan(ExportRequest(source="dual_threshold", target="percept", n_patients=1,
+                                    distill=DistillOptions(**bad)))
+        assert err.value.code in ("PL-EVAL-WARMUP", "PL-CONFIG-VALUE")
+        assert next(iter(bad)) in str(err.value) or "warmup" in str(err.value)
