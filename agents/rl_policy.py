@@ -21,7 +21,9 @@ import numpy as np
 
 from agents.model_zip import ALGORITHMS
 from agents.policy import BasePolicy, PatientContext
+from simenv import layout as L
 from simenv.core import PHYSICS_VERSION
+from simenv.detector_view import detector_observation
 from simenv.errors import PainloopError
 from simenv.settings import EnvSettings, with_added_settings
 from simenv.spaces import observation_names
@@ -63,8 +65,13 @@ class RLPolicy(BasePolicy):
         full = observation_names(EnvSettings(feature_history=own.feature_history,
                                              include_self_report=own.include_self_report))
         self._n_full = len(full)
+        #: A ``detector`` policy reads the band powers averaged over its decision interval
+        #: (``simenv.detector_view``): it keeps the last ``steps_per_decision`` steps' band powers itself.
+        self.reads_window = own.observation == "detector"
         # A biomarkers policy's columns in the full observation evaluation and export build.
-        self._columns = None if own.observation == "full" else np.array([full.index(n) for n in self.observation_names])
+        self._columns = (None if own.observation == "full" or self.reads_window
+                         else np.array([full.index(n) for n in self.observation_names]))
+        self._window: np.ndarray | None = None
 
     def check_settings(self, settings: Any) -> None:
         """Refuse an evaluation whose observations differ from the training ones."""
@@ -77,7 +84,14 @@ class RLPolicy(BasePolicy):
                     f"policy '{self.name}' was trained with {key}={trained!r} but the evaluation uses "
                     f"{key}={used!r}; allowed: the training value (set {key}={trained!r}).",
                 )
-        missing = [n for n in self.observation_names if n not in observation_names(settings)]
+        needed = [f"{f}_norm" for f in L.FEATURE_NAMES] if self.reads_window else self.observation_names
+        missing = [n for n in needed if n not in observation_names(settings)]
+        if self.reads_window and settings.steps_per_decision != 1:
+            raise PainloopError(
+                "PL-RUN-SETTINGS",
+                f"policy '{self.name}' averages the band powers of every step of its decisions; the evaluation "
+                f"decides every {settings.steps_per_decision} steps (allowed: every step, the policy holds its "
+                "action itself).")
         if missing:
             raise PainloopError(
                 "PL-RUN-SETTINGS",
@@ -92,6 +106,10 @@ class RLPolicy(BasePolicy):
         self._state = None
         self._episode_start = np.ones(self.n, dtype=bool)
         self._last: np.ndarray | None = None
+        if self.reads_window:
+            self._window = np.zeros((self.n, self.steps_per_decision, L.N_FEATURES))
+            self._norm_mean = np.array([p.normalisation.mean_db for p in patients])
+            self._norm_scale = np.array([1.0 / p.normalisation.sd_db for p in patients])
 
     def own_observation(self, observations: np.ndarray) -> np.ndarray:
         """The policy's own columns (``observation_names``) of a batch of observations, shape (n, n_own).
@@ -100,6 +118,11 @@ class RLPolicy(BasePolicy):
         full one of the same feature history and self-report settings (what
         evaluation, distillation and export build); the columns are picked by name.
         """
+        if self.reads_window:
+            if self._window is None:
+                raise PainloopError("PL-RUN-SETTINGS", f"policy '{self.name}' reads the band powers of its steps "
+                                    "(observation 'detector'): reset it and act step by step.")
+            return detector_observation(self._window)
         obs = np.asarray(observations, dtype=np.float32)
         width = obs.shape[-1] if obs.ndim else 0
         if self._columns is None or width == len(self.observation_names):
@@ -122,6 +145,12 @@ class RLPolicy(BasePolicy):
 
     def act(self, observations: np.ndarray, info: dict) -> np.ndarray:
         last = self._last
+        if self.reads_window:
+            # The simulator's feature history, step by step: newest first, normalised as it normalises.
+            window = self._window
+            assert window is not None  # set by reset
+            window[:, 1:] = window[:, :-1]
+            window[:, 0] = (np.asarray(info["features_raw"], dtype=np.float64) - self._norm_mean) * self._norm_scale
         if last is None or self._t % self.steps_per_decision == 0:
             obs = self.normalise(observations)
             if self.recurrent:

@@ -34,6 +34,7 @@ from simenv.decision import (
     simulate_decisions,
     simulate_steps,
 )
+from simenv.detector_view import detector_observation
 from simenv.errors import PainloopError
 from simenv.info_layout import ACC_COLS, OUT_COLS, STATE_COLS, STATE_INFO, STEP_INFO
 from simenv.params import SECONDS_PER_DAY
@@ -96,8 +97,11 @@ class PainStimBatch:
         self.norm_scale = np.ones((self.n, L.N_FEATURES))  # 1 / SD
         self.obs_names = observation_names(s)
         self._full = s.observation == "full"
+        # ``detector``: the band powers of the decision's steps, averaged (``simenv.detector_view``).
+        self._detector = s.observation == "detector"
         self.obs_dim = len(self.obs_names)
-        self._history = np.zeros((self.n, s.feature_history + 1, L.N_FEATURES))
+        depth = s.steps_per_decision if self._detector else s.feature_history + 1
+        self._history = np.zeros((self.n, depth, L.N_FEATURES))
         self.seed_value = 0
         self._started = False
         self.slot_episode = np.zeros(self.n, dtype=np.int64)
@@ -298,12 +302,15 @@ class PainStimBatch:
         self._simulate_decision(target)
         terms, reward, truncated, packed, terminated = self._outputs()
         hour = self._hour = self._hour_buffer
-        obs = np.empty((n, self.obs_dim), dtype=np.float32) if observe else self._unobserved()
+        kernel_observes = observe and not self._detector
+        obs = np.empty((n, self.obs_dim), dtype=np.float32) if kernel_observes else self._unobserved()
         n_truncated = finish_decision(
             core.state, core.outputs, self._acc, self._steps_done, self._report, self._term_scale, self._w, horizon, STATE_COLS,
             OUT_COLS, self._capacity_j, core.start_hour, self._history, core.amplitude_max_ma,
-            self.settings.include_self_report, hour, terms, reward, truncated, packed, obs, observe, self._full,
+            self.settings.include_self_report, hour, terms, reward, truncated, packed, obs, kernel_observes, self._full,
         )
+        if observe and self._detector:
+            obs = detector_observation(self._history)
         if n_truncated:
             core.check_finite(np.flatnonzero(truncated), when="end of episode")
         self.last_info = packed
@@ -406,6 +413,8 @@ class PainStimBatch:
     # ------------------------------------------------------------- observation
     def observe(self, hour: np.ndarray | None = None) -> np.ndarray:
         """Observation batch, float32, shape (n_slots, obs_dim); never the latent pain."""
+        if self._detector:
+            return detector_observation(self._history)
         if hour is None:
             hour = self.core.time_of_day_h()
         obs = np.empty((self.n, self.obs_dim), dtype=np.float32)

@@ -20,7 +20,10 @@ ACTION_MODES = ("on_off", "levels", "continuous")
 #: ``full``: band powers, stimulation state, time since switch, duty cycles, clock (DESIGN.md).
 #: ``biomarkers``: only what an implant's detector can read (band powers and their lags), so
 #: that a policy trained on it can be distilled into a band-power detector (docs/export.md).
-OBSERVATIONS = ("full", "biomarkers")
+#: ``detector``: what a device detector reads *as it reads it*: the band powers stimulation
+#: leaves alone, averaged over the decision interval (a detector updating once per decision on
+#: its averaged FFT powers, as the RC+S LD does); no lags, no self-report (``simenv.detector_view``).
+OBSERVATIONS = ("full", "biomarkers", "detector")
 #: Settings added after run folders were first written, with the value a record that lacks
 #: them meant (what the simulator did before the setting existed).
 SETTINGS_ADDED_LATER: dict[str, object] = {"observation": "full"}
@@ -72,6 +75,11 @@ class EnvSettings:
             raise bad("calibration_days", "0.5 to 60 days")
         if not isinstance(self.start_hour, (int, float)) or not 0 <= self.start_hour < 24:
             raise bad("start_hour", "a clock hour in [0, 24)")
+        if self.observation == "detector" and (self.feature_history or self.include_self_report):
+            raise PainloopError(
+                "PL-ENV-ARG", f"observation='detector' with feature_history={self.feature_history!r} and "
+                f"include_self_report={self.include_self_report!r}; allowed: 0 and False (a device detector reads "
+                "the band powers averaged over its update, no lags, no self-report).")
 
     @property
     def steps_per_decision(self) -> int:

@@ -16,6 +16,10 @@ from simenv.settings import EnvSettings
 
 def observation_names(settings: EnvSettings) -> list[str]:
     """Names of the observation vector's entries, in order (``settings.observation`` selects them)."""
+    if settings.observation == "detector":
+        from simenv.detector_view import CLEAN_FEATURE_NAMES
+
+        return [f"{f}_norm_mean" for f in CLEAN_FEATURE_NAMES]
     names = [f"{f}_norm" for f in L.FEATURE_NAMES]
     for lag in range(1, settings.feature_history + 1):
         names += [f"{f}_norm_lag{lag}" for f in L.FEATURE_NAMES]
