@@ -45,7 +45,7 @@ def test_names_and_shape_per_mode(history, report):
         "full": BAND_NAMES + lags + DEVICE_INVISIBLE + reports,
         "biomarkers": BAND_NAMES + lags + reports,
     }
-    assert set(expected) == set(OBSERVATIONS)
+    assert set(expected) | {"detector"} == set(OBSERVATIONS)  # detector: tests/test_detector_observation.py
     patients = load_preset("default").sample(2)
     for mode, names in expected.items():
         s = EnvSettings(observation=mode, feature_history=history, include_self_report=report, horizon_days=0.01)

@@ -173,6 +173,11 @@ def make_plan(request: ExportRequest, conf_dir: Path = CONTROLLER_DIR) -> Plan:
     if spec.needs_detector:
         spec.detector_settings()
         spec.clinic_settings()
+    if method == "onnx" and getattr(policy, "reads_window", False):
+        raise PainloopError(
+            "PL-EXPORT-SOURCE", f"source='{source}' was trained on env.observation=detector (band powers averaged "
+            "over each decision), which its network does not compute; allowed for it: target=summit_rcs (a "
+            "detector updating once per decision reads exactly that) or percept.")
     if method == "onnx":
         try:
             import onnx  # noqa: F401
