@@ -182,6 +182,22 @@ def _replay(base: dict, candidates: list[dict], fft_ms: int, dt_s: float) -> tup
     return DetectorEngine(configs, dt_s=dt_s, multi_step=True), configs
 
 
+def _update_reads(X: np.ndarray, bounds: Sequence[int], steps_per_update: int) -> np.ndarray:
+    """Per row, the band powers an update at that row reads: the row itself, or the mean of the
+    ``steps_per_update`` rows ending there within its episode (NaN where the episode has fewer)."""
+    k = max(int(steps_per_update), 1)
+    if k == 1:
+        return X
+    out = np.full_like(X, np.nan)
+    edges = sorted(set(bounds) | {0}) + [X.shape[0]]
+    for a, b in zip(edges[:-1], edges[1:], strict=True):
+        if b - a < k:
+            continue
+        c = np.cumsum(X[a:b], axis=0)
+        out[a + k - 1 : b] = (c[k - 1 :] - np.vstack([np.zeros((1, X.shape[1])), c[: -k]])) / k
+    return out
+
+
 def _replay_states(engine: DetectorEngine, X: np.ndarray, bounds: Sequence[int], steps_per_update: int):
     """Yield (row, engine state, whether the engine restarted) for every row of ``X``, as the device runs.
 
@@ -320,11 +336,16 @@ def fit_candidates(
     info["footprint_fallback"] = not allowed
     if not allowed:
         allowed = own
-    z = (X - norm_mean_db) / norm_sd_db
+    # What each row's update would read: the row's band powers, or with updates every k rows their
+    # mean over the k rows ending there (NaN where an episode has fewer rows yet).
+    reads = _update_reads(X, bounds, steps_per_update)
+    z = (reads - norm_mean_db) / norm_sd_db
     # Binary target for the input selection: above vs at-or-below the median amplitude class.
     cut = levels[np.searchsorted(levels, np.median(amps), side="left")]
     ybin = amps > cut if np.any(amps > cut) else amps >= cut
-    rows = np.flatnonzero(decided) if np.unique(ybin[decided]).size == 2 else np.arange(z.shape[0])
+    valid = np.all(np.isfinite(z), axis=1)
+    decided &= valid
+    rows = np.flatnonzero(decided) if np.unique(ybin[decided]).size == 2 else np.flatnonzero(valid)
     rows = rows[:: max(1, rows.size // 6000)]  # the selection needs no more rows than that
     chosen, coef = select_inputs(z[rows], ybin[rows].astype(int), allowed, max_inputs)
     info["fit_rows"] = "decisions" if rows.size and decided[rows].all() and decision_every > 1 else "all"
@@ -337,7 +358,7 @@ def fit_candidates(
         weight = np.array([to_fixed_point(w, F) for w in coef])
         subtract = np.array([to_fixed_point(norm_mean_db[j], F) for j in chosen])
         multiply = np.array([to_fixed_point(1.0 / norm_sd_db[j], F) for j in chosen])
-    score = (X[:, chosen] - subtract) @ (weight * multiply)
+    score = (reads[valid][:, chosen] - subtract) @ (weight * multiply)
     base: dict[str, Any] = {
         "inputs": tuple(L.FEATURE_NAMES[j] for j in chosen),
         "weight": tuple(weight.tolist()),
