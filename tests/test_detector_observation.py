@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from test_observation import _Recorder
 
 from agents.policy import PatientContext
 from agents.rl_policy import RLPolicy
@@ -53,15 +54,6 @@ def test_the_observation_is_the_mean_of_the_decisions_steps():
     np.testing.assert_array_equal(detector.observe(), obs)
 
 
-class _Recorder:
-    def __init__(self) -> None:
-        self.seen: list[np.ndarray] = []
-
-    def predict(self, obs, deterministic=True):
-        self.seen.append(np.array(obs))
-        return np.ones(len(obs), dtype=np.int64), None
-
-
 def test_a_run_policy_reads_what_it_was_trained_on_bit_for_bit():
     settings = {"dt_s": 30.0, "decision_interval_s": 300.0, "observation": "detector", "action_mode": "on_off"}
     policy = RLPolicy("p", _Recorder(), None, None, 10.0, 1e-8, "on_off", STEPS, settings)
@@ -69,7 +61,7 @@ def test_a_run_policy_reads_what_it_was_trained_on_bit_for_bit():
     training = PainStimBatch(PATIENTS, EnvSettings(observation="detector", decision_interval_s=300, horizon_days=0.1))
     trained_on = [training.reset(seed=2)[0]]
     for _ in range(5):
-        trained_on.append(training.step_arrays(np.ones(len(PATIENTS), dtype=np.int64))[0])
+        trained_on.append(training.step_arrays(np.zeros(len(PATIENTS), dtype=np.int64))[0])  # _Recorder: off
     # An evaluation: the full observation every step; the policy keeps its own window and holds its action.
     evaluation = PainStimBatch(PATIENTS, EnvSettings(horizon_days=0.1))
     obs, info = evaluation.reset(seed=2)

@@ -53,20 +53,25 @@ def baseline_configs(tmp_path_factory):
     return out
 
 
+def unit_detector(patient, names: list[str], dual: bool, threshold: float = 0.5, **kw) -> DetectorConfig:
+    """Unit weights on the patient's calibration normalisation; thresholds -threshold (and +threshold if dual)."""
+    norm = normalisation_for([patient], DT)[0]
+    idx = [L.FEATURE_NAMES.index(x) for x in names]
+    return DetectorConfig(
+        inputs=tuple(names), weight=tuple([1.0] * len(names)),
+        norm_subtract=tuple(to_fixed_point(norm.mean_db[i], 8) for i in idx),
+        norm_multiply=tuple(to_fixed_point(1 / norm.sd_db[i], 8) for i in idx),
+        threshold_low=-threshold, threshold_high=threshold if dual else -threshold, dual_threshold=dual, **kw,
+    )
+
+
 def hand_config(patient_index: int = 0) -> dict:
     """A config exercising every engine feature: two detectors, dual threshold, counts, holdoff, blanking,
     HOLD and a non-zero state 0."""
     p = PATIENTS[patient_index]
-    norm = normalisation_for([p], DT)[0]
 
     def det(names, dual, **kw):
-        idx = [L.FEATURE_NAMES.index(x) for x in names]
-        return DetectorConfig(
-            inputs=tuple(names), weight=tuple([1.0] * len(names)),
-            norm_subtract=tuple(to_fixed_point(norm.mean_db[i], 8) for i in idx),
-            norm_multiply=tuple(to_fixed_point(1 / norm.sd_db[i], 8) for i in idx),
-            threshold_low=-0.5, threshold_high=0.5 if dual else -0.5, dual_threshold=dual, **kw,
-        )
+        return unit_detector(p, names, dual, **kw)
 
     ld0 = det(["OFC_theta", "OFC_beta"], True, onset_updates=1, termination_updates=2, holdoff_updates=3,
               blank_fft_intervals=45)

@@ -8,19 +8,19 @@ import device_oracle  # noqa: E402  (tests/ is on sys.path)
 import numpy as np
 import pytest
 from conftest import with_params
+from test_export import unit_detector
 
 from agents.config_encoding import device_encoding
 from agents.config_format import build_config
 from agents.config_policy import ConfigEngine
 from agents.controller_config import check_config, validate_config
-from agents.detector import DetectorConfig, DetectorEngine, to_fixed_point
+from agents.detector import DetectorConfig, DetectorEngine
 from agents.distill_fit import DistillSettings, fit_candidates, timing_variants, update_steps
 from agents.export import golden_traces, provenance, stimulation_fields, write_trace_csv
 from agents.rollout import rollout
 from agents.stim_footprint import measure_footprint
 from simenv import layout as L
 from simenv.batch import EnvSettings
-from simenv.calibration import normalisation_for
 from simenv.cohort import load_preset
 from simenv.errors import PainloopError
 
@@ -31,18 +31,10 @@ PATIENTS = load_preset("test").sample(3)
 def slow_config(steps: int = 10, patient_index: int = 0, blank_updates: int = 1) -> dict:
     """LD0 (dual) and LD1 updating every ``steps`` simulator steps (FFT interval 2 s), with HOLD and blanking."""
     p = PATIENTS[patient_index]
-    norm = normalisation_for([p], DT)[0]
     rate = int(steps * DT * 1000 / 2000)
 
     def det(names, dual, **kw):
-        idx = [L.FEATURE_NAMES.index(x) for x in names]
-        return DetectorConfig(
-            inputs=tuple(names), weight=tuple([1.0] * len(names)),
-            norm_subtract=tuple(to_fixed_point(norm.mean_db[i], 8) for i in idx),
-            norm_multiply=tuple(to_fixed_point(1 / norm.sd_db[i], 8) for i in idx),
-            threshold_low=-0.25, threshold_high=0.25 if dual else -0.25, dual_threshold=dual,
-            fft_interval_ms=2000, update_rate_fft_intervals=rate, **kw,
-        )
+        return unit_detector(p, names, dual, 0.25, fft_interval_ms=2000, update_rate_fft_intervals=rate, **kw)
 
     ld0 = det(["OFC_theta", "OFC_beta"], True, termination_updates=1, blank_fft_intervals=blank_updates * rate)
     ld1 = det(["ACC_alpha"], False, termination_updates=0, blank_fft_intervals=0)
