@@ -53,7 +53,10 @@ class PainStimEnv(gym.Env):
     Observations: normalised band powers, stimulation state, time since the
     last switch, recent duty cycles, time of day (and optionally the last
     self-report); with ``observation="biomarkers"`` only the band powers (and
-    their lags, and the report); never the latent pain, which ``info`` carries instead.
+    their lags, and the report); with ``observation="detector"`` the band powers
+    stimulation leaves alone, averaged over the decision interval (what a device
+    detector updating once per decision reads); never the latent pain, which
+    ``info`` carries instead.
     Episodes end by truncation after ``horizon_days``.
     """
 
