@@ -51,7 +51,7 @@ def distill(
     Round 0 rolls the source out and fits; each further round runs the
     current configs closed loop (new noise: seed + round) with the source in
     shadow, adds those band powers and the source's would-be decisions to the
-    data, and refits. ``make_config(i, detector, states, fit)`` builds patient
+    data, and refits. ``make_config(i, detector, states, fit, ld1=None)`` builds patient
     i's config dict. Returns (configs, fit infos).
     """
     env = EnvSettings(dt_s=dt_s, horizon_days=settings.days, initial_state=initial_state)
@@ -109,7 +109,8 @@ def distill(
                 ranked.append(constant)
             for _, _, info in ranked:
                 info["dagger_rounds"] = r
-            options.append([make_config(i, det, states, info) for det, states, info in ranked])
+            options.append([make_config(i, det[0], states, info, ld1=det[1]) if isinstance(det, tuple)
+                            else make_config(i, det, states, info) for det, states, info in ranked])
             configs.append(options[-1][0])
             infos.append(ranked[0][2])
             if progress is not None:

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from agents.detector import MAX_INPUTS as MAX_LD_INPUTS
 from agents.detector import DetectorConfig, DetectorEngine, silent_detector, to_fixed_point
 from simenv import layout as L
 from simenv.errors import PainloopError
@@ -430,4 +431,97 @@ def fit_candidates(
                 states[2] = None
             ranked_states.append((configs[k], states + [None] * 6, float(bacc[k])))
     info |= {"status": "ok", "inputs_selected": list(base["inputs"]), "candidates": S}
-    return [(d, st, info | {"balanced_accuracy_fit": b, "open_loop_rank": r}) for r, (d, st, b) in enumerate(ranked_states)]
+    out = [(d, st, info | {"balanced_accuracy_fit": b, "open_loop_rank": r}) for r, (d, st, b) in enumerate(ranked_states)]
+    if target == "summit_rcs" and top_k > 1:
+        valid_rows = np.flatnonzero(valid)
+        z_rows = rows if rows.size else valid_rows
+        two = fit_two_detectors(X, reads, z, z_rows, cls, levels, allowed, norm_mean_db, norm_sd_db, timing, fft_ms,
+                                dt_s, bounds, steps_per_update, F, top_k=min(3, top_k))
+        out += [(d, st, info | {"inputs_selected": list(d[0].inputs) + list(d[1].inputs), "ld1": True,
+                                "balanced_accuracy_fit": b, "open_loop_rank": len(out) + r})
+                for r, (d, st, b) in enumerate(two)]
+    return out
+
+
+def fit_two_detectors(X, reads, z, rows, cls, levels, allowed, norm_mean_db, norm_sd_db, timing, fft_ms, dt_s,
+                      bounds, steps_per_update, F, top_k=3, n_quantiles=7) -> list:
+    """LD0 and LD1 with dual thresholds and a 9-entry state table; ``[]`` when LD1 would have no input.
+
+    The score direction is a class-balanced logistic read-out of the source's decisions (on/off) or a
+    least-squares fit of its amplitude class (more levels) on every allowed input; LD0 takes the four
+    inputs of largest weight, LD1 the next (at most four: RC+S senses 8 bands). Each pair of dual
+    thresholds (quantiles of each detector's output) is replayed, and each of the 9 combined states
+    takes the source's amplitude class that adds most to the balanced accuracy, or HOLD where keeping
+    the previous command does better (judged on the source's own previous command). Returns up to
+    ``top_k`` ((ld0, ld1), states, balanced accuracy of the replay), best first.
+    """
+    K = levels.size
+    if len(allowed) <= MAX_LD_INPUTS or rows.size < 10:
+        return []
+    zr = z[rows][:, allowed]
+    y = cls[rows]
+    if K == 2:
+        coef = _balanced_logistic(zr, y).coef_[0]
+    else:
+        A = np.column_stack([zr, np.ones(len(y))])
+        coef = np.linalg.lstsq(A, y.astype(float), rcond=None)[0][:-1]
+    order = np.argsort(-np.abs(coef), kind="stable")
+    scale = max(float(np.max(np.abs(coef))), 1e-12)
+    picks = [(allowed[j], coef[j] / scale) for j in order if abs(coef[j]) / scale > 1e-3]
+    groups = [picks[:MAX_LD_INPUTS], picks[MAX_LD_INPUTS:2 * MAX_LD_INPUTS]]
+    if not groups[1]:
+        return []
+    valid = np.all(np.isfinite(reads), axis=1)
+    bases, grids = [], []
+    for group in groups:
+        group = sorted(group)
+        idx = [j for j, _ in group]
+        weight = np.array([to_fixed_point(w, F) for _, w in group])
+        subtract = np.array([to_fixed_point(norm_mean_db[j], F) for j in idx])
+        multiply = np.array([to_fixed_point(1.0 / norm_sd_db[j], F) for j in idx])
+        out = (reads[valid][:, idx] - subtract) @ (weight * multiply)
+        q = np.unique([to_fixed_point(v, F) for v in np.quantile(out, np.linspace(0.1, 0.9, n_quantiles))])
+        bases.append({"inputs": tuple(L.FEATURE_NAMES[j] for j in idx), "weight": tuple(weight.tolist()),
+                      "norm_subtract": tuple(subtract.tolist()), "norm_multiply": tuple(multiply.tolist())} | timing
+                     | {"onset_updates": 0, "termination_updates": 0, "holdoff_updates": 0, "dual_threshold": True})
+        grids.append([(float(q[a]), float(q[b])) for a in range(len(q)) for b in range(a + 1, len(q))])
+    combos = [(p0, p1) for p0 in grids[0] for p1 in grids[1]]
+    if not combos:
+        return []
+    engines, configs = [], []
+    for g in range(2):
+        eng, cfgs = _replay(bases[g], [{"threshold_low": c[g][0], "threshold_high": c[g][1]} for c in combos],
+                            fft_ms, dt_s)
+        engines.append(eng)
+        configs.append(cfgs)
+    S = len(combos)
+    slots = np.arange(S)
+    counts = np.zeros((S, 9, K))
+    held = np.zeros((S, 9, K))  # rows where the source kept its previous command, per state and class
+    for (t, st0, restart), (_, st1, _) in zip(_replay_states(engines[0], X, bounds, steps_per_update),
+                                               _replay_states(engines[1], X, bounds, steps_per_update), strict=True):
+        combined = st0 + 3 * st1
+        counts[slots, combined, cls[t]] += 1
+        if not restart and t > 0 and cls[t] == cls[t - 1]:
+            held[slots, combined, cls[t]] += 1
+    totals = np.maximum(np.bincount(cls, minlength=K).astype(float), 1.0)
+    present = np.bincount(cls, minlength=K) > 0
+    gain_class = counts / totals  # (S, 9, K): recall each class would add if a state commanded it
+    gain_hold = (held / totals).sum(axis=2)  # (S, 9)
+    best_class = np.argmax(gain_class, axis=2)
+    best_gain = np.max(gain_class, axis=2)
+    use_hold = gain_hold > best_gain + 1e-12
+    bacc = np.where(use_hold, gain_hold, best_gain).sum(axis=1) / max(int(present.sum()), 1)
+    overall = int(np.argmax(np.bincount(cls, minlength=K)))
+    ranked = []
+    for k in np.argsort(-bacc, kind="stable")[:top_k]:
+        states: list = []
+        for c in range(9):
+            if counts[k, c].sum() == 0:
+                states.append(float(levels[overall]))
+            elif use_hold[k, c]:
+                states.append("HOLD")
+            else:
+                states.append(float(levels[best_class[k, c]]))
+        ranked.append(((configs[0][k], configs[1][k]), states, float(bacc[k])))
+    return ranked

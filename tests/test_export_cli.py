@@ -245,10 +245,10 @@ def test_distilling_a_detector_recovers_its_decisions():
     spec = ControllerSpec("threshold", "threshold", {"termination_updates": 0})
     dets = calibrated_detectors(spec, patients, 30.0, 0)
 
-    def make_config(i, det, states, fit):
+    def make_config(i, det, states, fit, ld1=None):
         p = patients[i]
-        return build_config("summit_rcs", det, states, provenance=provenance(p, "t", "threshold", 30.0, fit=fit),
-                            **stimulation_fields(p))
+        return build_config("summit_rcs", det, states, ld1=ld1,
+                            provenance=provenance(p, "t", "threshold", 30.0, fit=fit), **stimulation_fields(p))
 
     configs, fits = distill(lambda: spec.build(30.0, 0), patients, "summit_rcs", 30.0,
                             DistillSettings(days=1.0, seed=7, dagger_rounds=1, timing_search=False,

@@ -33,10 +33,10 @@ def build_configs(plan: Plan, progress=None) -> tuple[list[dict], list[dict]]:
             configs.append(config_from_detector(det, p, prov, plan.target))
         return configs, [dict(c["provenance"]["fit"]) for c in configs]
 
-    def make_config(i, det, states, fit):
+    def make_config(i, det, states, fit, ld1=None):
         p = plan.patients[i]
         prov = provenance(p, plan.source, plan.spec.kind, dt, run, cohort, fit=fit)
-        return build_config(plan.target, det, states, provenance=prov, **stimulation_fields(p))
+        return build_config(plan.target, det, states, ld1=ld1, provenance=prov, **stimulation_fields(p))
 
     extra = (lambda i: {"detector": detectors[i]}) if detectors is not None else None
     return distill(
