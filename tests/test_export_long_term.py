@@ -238,3 +238,53 @@ def test_the_distillation_warm_up_follows_the_reports_frame_unless_set():
                                     distill=DistillOptions(**bad)))
         assert err.value.code in ("PL-EVAL-WARMUP", "PL-CONFIG-VALUE")
         assert next(iter(bad)) in str(err.value) or "warmup" in str(err.value)
+
+
+# -- LD1 and the 9-entry state table -------------------------------------------------------------------
+def _two_detector_fit(y_of_scores, levels_ma, n_rows=900):
+    """fit_candidates on synthetic band powers whose source decides from 7 bands (more than LD0's 4)."""
+    rng = np.random.default_rng(5)
+    x = rng.normal(0.0, 1.0, size=(n_rows, L.N_FEATURES))
+    bands = [L.FEATURE_NAMES.index(n) for n in ("ACC_delta", "ACC_theta", "ACC_alpha", "OFC_delta", "OFC_theta",
+                                                 "OFC_alpha", "OFC_high_gamma")]
+    score = x[:, bands] @ np.array([1.0, 0.9, -0.8, 0.7, 1.0, -0.9, 0.8])
+    y = y_of_scores(score)
+    excluded = [j for j in range(L.N_FEATURES) if j not in bands]
+    mean, sd = np.zeros(L.N_FEATURES), np.ones(L.N_FEATURES)
+    return fit_candidates(x, y, mean, sd, "summit_rcs", DT, DistillSettings(), top_k=6,
+                          excluded_inputs=excluded), levels_ma
+
+
+@pytest.mark.parametrize("levels_ma", [(0.0, 3.0), (0.0, 1.5, 3.0)])
+def test_ld1_carries_the_inputs_beyond_ld0s_four(levels_ma):
+    cuts = np.array([0.0]) if len(levels_ma) == 2 else np.array([-1.0, 1.0])
+    ranked, levels = _two_detector_fit(lambda s: np.asarray(levels_ma)[np.searchsorted(cuts, s)], levels_ma)
+    one = [r for r in ranked if not isinstance(r[0], tuple)]
+    two = [r for r in ranked if isinstance(r[0], tuple)]
+    assert one and two and all(r[2]["ld1"] for r in two)
+    ld0, ld1 = two[0][0]
+    assert len(ld0.inputs) == 4 and len(ld1.inputs) == 3 and not set(ld0.inputs) & set(ld1.inputs)
+    assert ld0.dual_threshold and ld1.dual_threshold
+    states = two[0][1]
+    assert len(states) == 9 and all(s == "HOLD" or s in levels for s in states)
+    # Seven inputs read the source better than four.
+    assert two[0][2]["balanced_accuracy_fit"] > max(r[2]["balanced_accuracy_fit"] for r in one)
+    # The pair builds a valid device config, and the engine runs it.
+    p = PATIENTS[0]
+    cfg = check_config(build_config("summit_rcs", ld0, states, ld1=ld1, provenance=provenance(p, "t", "t", DT),
+                                    **stimulation_fields(p)))
+    engine = ConfigEngine([cfg], DT)
+    engine.step(np.zeros((1, L.N_FEATURES)), np.array([True]))
+    assert engine.updated[0]
+
+
+def test_no_ld1_when_four_inputs_are_all_there_is():
+    rng = np.random.default_rng(6)
+    x = rng.normal(0.0, 1.0, size=(600, L.N_FEATURES))
+    y = np.where(x[:, 0] + x[:, 1] > 0, 3.0, 0.0)
+    ranked = fit_candidates(x, y, np.zeros(L.N_FEATURES), np.ones(L.N_FEATURES), "summit_rcs", DT, DistillSettings(),
+                            top_k=6, excluded_inputs=list(range(4, L.N_FEATURES)))
+    assert not any(isinstance(r[0], tuple) for r in ranked)
+    percept = fit_candidates(x, y, np.zeros(L.N_FEATURES), np.ones(L.N_FEATURES), "percept", DT, DistillSettings(),
+                             top_k=6)
+    assert not any(isinstance(r[0], tuple) for r in percept)
