@@ -436,7 +436,7 @@ def fit_candidates(
         valid_rows = np.flatnonzero(valid)
         z_rows = rows if rows.size else valid_rows
         two = fit_two_detectors(X, reads, z, z_rows, cls, levels, allowed, norm_mean_db, norm_sd_db, timing, fft_ms,
-                                dt_s, bounds, steps_per_update, F, top_k=min(3, top_k))
+                                dt_s, bounds, steps_per_update, F, top_k=min(4, top_k))
         out += [(d, st, info | {"inputs_selected": list(d[0].inputs) + list(d[1].inputs), "ld1": True,
                                 "balanced_accuracy_fit": b, "open_loop_rank": len(out) + r})
                 for r, (d, st, b) in enumerate(two)]
@@ -451,9 +451,10 @@ def fit_two_detectors(X, reads, z, rows, cls, levels, allowed, norm_mean_db, nor
     least-squares fit of its amplitude class (more levels) on every allowed input; LD0 takes the four
     inputs of largest weight, LD1 the next (at most four: RC+S senses 8 bands). Each pair of dual
     thresholds (quantiles of each detector's output) is replayed, and each of the 9 combined states
-    takes the source's amplitude class that adds most to the balanced accuracy, or HOLD where keeping
-    the previous command does better (judged on the source's own previous command). Returns up to
-    ``top_k`` ((ld0, ld1), states, balanced accuracy of the replay), best first.
+    takes the source's amplitude class that adds most to the balanced accuracy; in half of the
+    candidates a state may instead HOLD where keeping the previous command does better (judged on the
+    source's own previous command, which flatters it). Returns up to ``top_k`` ((ld0, ld1), states,
+    balanced accuracy of the replay), the tables without HOLD first.
     """
     K = levels.size
     if len(allowed) <= MAX_LD_INPUTS or rows.size < 10:
@@ -510,18 +511,21 @@ def fit_two_detectors(X, reads, z, rows, cls, levels, allowed, norm_mean_db, nor
     gain_hold = (held / totals).sum(axis=2)  # (S, 9)
     best_class = np.argmax(gain_class, axis=2)
     best_gain = np.max(gain_class, axis=2)
-    use_hold = gain_hold > best_gain + 1e-12
-    bacc = np.where(use_hold, gain_hold, best_gain).sum(axis=1) / max(int(present.sum()), 1)
     overall = int(np.argmax(np.bincount(cls, minlength=K)))
     ranked = []
-    for k in np.argsort(-bacc, kind="stable")[:top_k]:
-        states: list = []
-        for c in range(9):
-            if counts[k, c].sum() == 0:
-                states.append(float(levels[overall]))
-            elif use_hold[k, c]:
-                states.append("HOLD")
-            else:
-                states.append(float(levels[best_class[k, c]]))
-        ranked.append(((configs[0][k], configs[1][k]), states, float(bacc[k])))
+    # With HOLD where it adds more (judged on the source's own previous command, so it can flatter) and
+    # without: the closed-loop selection tells which holds up once errors carry over.
+    for hold in (False, True):
+        use_hold = (gain_hold > best_gain + 1e-12) & hold
+        bacc = np.where(use_hold, gain_hold, best_gain).sum(axis=1) / max(int(present.sum()), 1)
+        for k in np.argsort(-bacc, kind="stable")[: max(1, top_k // 2) if not hold else top_k - max(1, top_k // 2)]:
+            states: list = []
+            for c in range(9):
+                if counts[k, c].sum() == 0:
+                    states.append(float(levels[overall]))
+                elif use_hold[k, c]:
+                    states.append("HOLD")
+                else:
+                    states.append(float(levels[best_class[k, c]]))
+            ranked.append(((configs[0][k], configs[1][k]), states, float(bacc[k])))
     return ranked
