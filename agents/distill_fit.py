@@ -15,6 +15,9 @@
    higher one; a dual threshold's middle state is HOLD. With more (``levels``
    or ``continuous`` sources) LD0 is dual and each of its 3 states gets the
    source's most frequent amplitude in that state.
+3. For Summit RC+S, when more bands are allowed than LD0's four: candidates
+   with LD1 as well (``fit_two_detectors``), the inputs beyond LD0's four in
+   LD1 and a 9-entry state table; the closed-loop selection judges them.
 
 ``DistillSettings`` (what the distillation may fit, and how it rolls out) is
 defined here because the fit reads it; ``agents.distill`` runs the rounds.
