@@ -33,6 +33,7 @@ import numpy as np
 
 from agents.detector import MAX_INPUTS as MAX_LD_INPUTS
 from agents.detector import DetectorConfig, DetectorEngine, silent_detector, to_fixed_point
+from agents.device_limits import DEVICES
 from simenv import layout as L
 from simenv.errors import PainloopError
 
@@ -471,7 +472,14 @@ def fit_two_detectors(X, reads, z, rows, cls, levels, allowed, norm_mean_db, nor
         coef = np.linalg.lstsq(A, y.astype(float), rcond=None)[0][:-1]
     order = np.argsort(-np.abs(coef), kind="stable")
     scale = max(float(np.max(np.abs(coef))), 1e-12)
-    picks = [(allowed[j], coef[j] / scale) for j in order if abs(coef[j]) / scale > 1e-3]
+    # RC+S senses 2 bands on each of 2 channels per site: at most 4 bands of a site in LD0 and LD1 together.
+    per_site = DEVICES["summit_rcs"].max_bands_per_channel * 2
+    picks, used = [], {}
+    for j in order:
+        site = L.FEATURE_NAMES[allowed[j]].split("_", 1)[0]
+        if abs(coef[j]) / scale > 1e-3 and used.get(site, 0) < per_site:
+            picks.append((allowed[j], coef[j] / scale))
+            used[site] = used.get(site, 0) + 1
     groups = [picks[:MAX_LD_INPUTS], picks[MAX_LD_INPUTS:2 * MAX_LD_INPUTS]]
     if not groups[1]:
         return []

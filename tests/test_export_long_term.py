@@ -288,3 +288,20 @@ def test_no_ld1_when_four_inputs_are_all_there_is():
     percept = fit_candidates(x, y, np.zeros(L.N_FEATURES), np.ones(L.N_FEATURES), "percept", DT, DistillSettings(),
                              top_k=6)
     assert not any(isinstance(r[0], tuple) for r in percept)
+
+
+def test_ld1_candidates_stay_within_four_bands_per_site():
+    """RC+S senses 2 bands on each of 2 channels per site: LD0 and LD1 together hold at most 4 of a site."""
+    rng = np.random.default_rng(7)
+    x = rng.normal(0.0, 1.0, size=(900, L.N_FEATURES))
+    y = np.where(x @ np.linspace(1.0, 0.5, L.N_FEATURES) > 0, 3.0, 0.0)  # every band matters
+    ranked = fit_candidates(x, y, np.zeros(L.N_FEATURES), np.ones(L.N_FEATURES), "summit_rcs", DT,
+                            DistillSettings(), top_k=6)
+    two = [r for r in ranked if isinstance(r[0], tuple)]
+    assert two
+    p = PATIENTS[0]
+    for (ld0, ld1), states, _ in two:
+        names = list(ld0.inputs) + list(ld1.inputs)
+        assert all(sum(n.startswith(site) for n in names) <= 4 for site in ("ACC", "OFC"))
+        check_config(build_config("summit_rcs", ld0, states, ld1=ld1, provenance=provenance(p, "t", "t", DT),
+                                  **stimulation_fields(p)))
