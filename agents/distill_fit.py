@@ -474,7 +474,8 @@ def fit_two_detectors(X, reads, z, rows, cls, levels, allowed, norm_mean_db, nor
     scale = max(float(np.max(np.abs(coef))), 1e-12)
     # RC+S senses 2 bands on each of 2 channels per site: at most 4 bands of a site in LD0 and LD1 together.
     per_site = DEVICES["summit_rcs"].max_bands_per_channel * 2
-    picks, used = [], {}
+    picks: list[tuple[int, float]] = []
+    used: dict[str, int] = {}
     for j in order:
         site = L.FEATURE_NAMES[allowed[j]].split("_", 1)[0]
         if abs(coef[j]) / scale > 1e-3 and used.get(site, 0) < per_site:
