@@ -60,14 +60,15 @@ def distill(
     configs: list[dict] = []
     infos: list[dict] = []
     tolerance = None
+    source = make_source()  # round 0's; the later rounds' shadows are fresh ones
     # The source decides every this many steps (a run's decision interval) and holds its command between.
-    decision_every = int(getattr(make_source(), "steps_per_decision", 1))
+    decision_every = int(getattr(source, "steps_per_decision", 1))
     steps_per_update = update_steps(target, dt_s, decision_every) if settings.update_per_decision else 1
     excluded: list[list[int]] = [[] for _ in patients]
     footprint_info: list[dict] = [{} for _ in patients]
     for r in range(settings.dagger_rounds + 1):
         if r == 0:
-            ro = rollout(make_source(), patients, env, settings.seed, contexts_extra, warmup_days=settings.warmup_days)
+            ro = rollout(source, patients, env, settings.seed, contexts_extra, warmup_days=settings.warmup_days)
             labels = ro.amplitudes_ma
             if settings.warmup_days > 0:
                 tolerance = ro.window_tolerance
@@ -92,8 +93,6 @@ def distill(
                 target, dt_s, settings, episode_starts=starts.tolist(), top_k=top_k, excluded_inputs=excluded[i],
                 decision_every=decision_every, steps_per_update=steps_per_update,
             )
-            for _, _, info in ranked:
-                info |= footprint_info[i] | {"warmup_days": settings.warmup_days}
             if top_k > 1 and ranked[0][2]["status"] != "constant source":
                 # The best detector with one amplitude in every state it sets (HOLD kept, so Percept's
                 # dual threshold stays valid): always the source's most frequent command when it acts
@@ -108,7 +107,7 @@ def distill(
                                for d in timing_variants(det0, dt_s)]
                 ranked.append(constant)
             for _, _, info in ranked:
-                info["dagger_rounds"] = r
+                info |= footprint_info[i] | {"warmup_days": settings.warmup_days, "dagger_rounds": r}
             options.append([make_config(i, det[0], states, info, ld1=det[1]) if isinstance(det, tuple)
                             else make_config(i, det, states, info) for det, states, info in ranked])
             configs.append(options[-1][0])

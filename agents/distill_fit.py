@@ -26,7 +26,7 @@ defined here because the fit reads it; ``agents.distill`` runs the rounds.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -128,8 +128,6 @@ def timing_variants(detector: DetectorConfig, dt_s: float) -> list[DetectorConfi
     device cannot hold (blanking above 255 FFT intervals) are left out; the
     detector itself is not among the variants.
     """
-    from dataclasses import replace
-
     per_update = max(int(detector.update_rate_fft_intervals), 1)
     out = []
     seen = {(detector.onset_updates, detector.termination_updates, detector.blank_fft_intervals)}
@@ -148,13 +146,29 @@ def timing_variants(detector: DetectorConfig, dt_s: float) -> list[DetectorConfi
     return out
 
 
+def _device_vectors(idx: Sequence[int], weights: Sequence[float], norm_mean_db: np.ndarray, norm_sd_db: np.ndarray,
+                    F: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Weight, normalisation subtract and multiply vectors of the inputs ``idx``, on the fixed-point grid."""
+    weight = np.array([to_fixed_point(w, F) for w in weights])
+    subtract = np.array([to_fixed_point(norm_mean_db[j], F) for j in idx])
+    multiply = np.array([to_fixed_point(1.0 / norm_sd_db[j], F) for j in idx])
+    return weight, subtract, multiply
+
+
+def _detector_fields(idx: Sequence[int], weight: np.ndarray, subtract: np.ndarray, multiply: np.ndarray) -> dict:
+    """The ``DetectorConfig`` fields of those inputs and vectors."""
+    return {"inputs": tuple(L.FEATURE_NAMES[j] for j in idx), "weight": tuple(weight.tolist()),
+            "norm_subtract": tuple(subtract.tolist()), "norm_multiply": tuple(multiply.tolist())}
+
+
 def _balanced_logistic(z: np.ndarray, y: np.ndarray):
     from sklearn.linear_model import LogisticRegression
 
     return LogisticRegression(C=1.0, class_weight="balanced", max_iter=500).fit(z, y)
 
 
-def _bacc(y: np.ndarray, pred: np.ndarray) -> float:
+def balanced_accuracy(y: np.ndarray, pred: np.ndarray) -> float:
+    """Mean recall over the classes present in ``y`` (sklearn's ``balanced_accuracy_score``, without its overhead)."""
     classes = np.unique(y)
     return float(np.mean([np.mean(pred[y == c] == c) for c in classes]))
 
@@ -170,7 +184,7 @@ def select_inputs(z: np.ndarray, y: np.ndarray, allowed: Sequence[int], max_inpu
                 continue
             cols = sorted(chosen + [j])
             model = _balanced_logistic(z[:, cols], y)
-            trial.append((_bacc(y, model.predict(z[:, cols])), j))
+            trial.append((balanced_accuracy(y, model.predict(z[:, cols])), j))
         if not trial:
             break
         score, j = max(trial)
@@ -188,8 +202,12 @@ def _replay(base: dict, candidates: list[dict], fft_ms: int, dt_s: float) -> tup
 
 
 def _update_reads(X: np.ndarray, bounds: Sequence[int], steps_per_update: int) -> np.ndarray:
-    """Per row, the band powers an update at that row reads: the row itself, or the mean of the
-    ``steps_per_update`` rows ending there within its episode (NaN where the episode has fewer)."""
+    """Per row, the band powers an update ending at that row reads: the row itself, or the mean of the
+    ``steps_per_update`` rows ending there within its episode (NaN where the episode has fewer).
+
+    Summed oldest first from zero and divided by the count, as the device engine sums
+    (``agents.config_policy.ConfigEngine.step``), so a replay reads what the device would.
+    """
     k = max(int(steps_per_update), 1)
     if k == 1:
         return X
@@ -198,49 +216,47 @@ def _update_reads(X: np.ndarray, bounds: Sequence[int], steps_per_update: int) -
     for a, b in zip(edges[:-1], edges[1:], strict=True):
         if b - a < k:
             continue
-        c = np.cumsum(X[a:b], axis=0)
-        out[a + k - 1 : b] = (c[k - 1 :] - np.vstack([np.zeros((1, X.shape[1])), c[: -k]])) / k
+        total = np.zeros((b - a - k + 1, X.shape[1]))
+        for i in range(k):
+            total += X[a + i : b - k + 1 + i]
+        out[a + k - 1 : b] = total / k
     return out
 
 
-def _replay_states(engine: DetectorEngine, X: np.ndarray, bounds: Sequence[int], steps_per_update: int):
-    """Yield (row, engine state, whether the engine restarted) for every row of ``X``, as the device runs.
+def _replay_states(engine: DetectorEngine, reads: np.ndarray, bounds: Sequence[int], steps_per_update: int):
+    """Yield (row, engine state, whether the engine restarted) for every row, as the device runs.
 
     Every slot reads the same band powers; the engine restarts at each episode
-    start (``bounds``) and updates once per ``steps_per_update`` rows, on their
-    mean (``agents.config_policy.ConfigEngine``'s arithmetic; one row per
-    update: the row itself).
+    start (``bounds``) and updates at every ``steps_per_update``-th row of the
+    episode, on that row's ``reads`` (``_update_reads``: the mean of the rows
+    since the previous update).
     """
     full = np.zeros((engine.n, L.N_FEATURES))
     starts = set(bounds)
-    total = np.zeros(L.N_FEATURES)
-    count = 0
+    since = 0
     state = np.zeros(engine.n, dtype=np.int64)
-    for t in range(X.shape[0]):
+    for t in range(reads.shape[0]):
         restart = t in starts
         if restart:
             engine.reset()
             state = engine.state.copy()
-            total[:] = 0.0
-            count = 0
-        total += X[t]
-        count += 1
-        if count >= steps_per_update:
-            full[:] = total / count if steps_per_update > 1 else X[t]
+            since = 0
+        since += 1
+        if since == steps_per_update:
+            full[:] = reads[t]
             state = engine.update(full)
-            total[:] = 0.0
-            count = 0
+            since = 0
         yield t, state, restart
 
 
-def _replay_binary(engine: DetectorEngine, X: np.ndarray, cls: np.ndarray, bounds: Sequence[int],
+def _replay_binary(engine: DetectorEngine, reads: np.ndarray, cls: np.ndarray, bounds: Sequence[int],
                    steps_per_update: int = 1) -> np.ndarray:
     """Balanced accuracy of every engine slot's on/off decisions (dual: middle state holds) against ``cls``."""
     S = engine.n
     on_state = np.zeros(S, dtype=bool)
     tp = np.zeros(S)
     tn = np.zeros(S)
-    for t, state, restart in _replay_states(engine, X, bounds, steps_per_update):
+    for t, state, restart in _replay_states(engine, reads, bounds, steps_per_update):
         if restart:
             on_state[:] = False
         on_state = np.where(engine.dual & (state == 1), on_state, state >= 1)
@@ -359,17 +375,10 @@ def fit_candidates(
         subtract = np.zeros(1)
         multiply = np.ones(1)
     else:
-        coef = coef / max(np.max(np.abs(coef)), 1e-12)
-        weight = np.array([to_fixed_point(w, F) for w in coef])
-        subtract = np.array([to_fixed_point(norm_mean_db[j], F) for j in chosen])
-        multiply = np.array([to_fixed_point(1.0 / norm_sd_db[j], F) for j in chosen])
+        weight, subtract, multiply = _device_vectors(chosen, coef / max(np.max(np.abs(coef)), 1e-12), norm_mean_db,
+                                                     norm_sd_db, F)
     score = (reads[valid][:, chosen] - subtract) @ (weight * multiply)
-    base: dict[str, Any] = {
-        "inputs": tuple(L.FEATURE_NAMES[j] for j in chosen),
-        "weight": tuple(weight.tolist()),
-        "norm_subtract": tuple(subtract.tolist()),
-        "norm_multiply": tuple(multiply.tolist()),
-    } | timing
+    base: dict[str, Any] = _detector_fields(chosen, weight, subtract, multiply) | timing
     q1 = np.unique([to_fixed_point(v, F) for v in np.quantile(score, np.linspace(0.02, 0.98, settings.n_thresholds))])
     q2 = np.unique([to_fixed_point(v, F) for v in np.quantile(score, np.linspace(0.05, 0.95, settings.n_dual_thresholds))])
     candidates = []
@@ -393,7 +402,7 @@ def fit_candidates(
     cls = np.searchsorted(levels, amps)  # class index per decision
     K = levels.size
     if binary:
-        bacc = _replay_binary(engine, X, cls, bounds, steps_per_update)
+        bacc = _replay_binary(engine, reads, cls, bounds, steps_per_update)
         # Ties go to the shorter timing counts.
         order = np.argsort(-(bacc - 1e-6 * np.array([c["onset_updates"] + c["termination_updates"]
                                                       + c["blank_fft_intervals"] for c in candidates])),
@@ -404,7 +413,7 @@ def fit_candidates(
         holdoffs = [0, 5, 10, 20, 40, 80, 160]
         hold_cands = [dict(candidates[best], holdoff_updates=h) for h in holdoffs]
         engine2, configs2 = _replay(base | {"holdoff_updates": 0}, hold_cands, fft_ms, dt_s)
-        bacc2 = _replay_binary(engine2, X, cls, bounds, steps_per_update)
+        bacc2 = _replay_binary(engine2, reads, cls, bounds, steps_per_update)
         if bacc2.max() > bacc[best] + 1e-9:
             ranked = [(configs2[int(np.argmax(bacc2))], float(bacc2.max()))] + ranked[: top_k - 1]
         low, high = float(levels[0]), float(levels[1])
@@ -416,7 +425,7 @@ def fit_candidates(
     else:
         counts = np.zeros((S, 3, K))
         slots = np.arange(S)
-        for t, state, _ in _replay_states(engine, X, bounds, steps_per_update):
+        for t, state, _ in _replay_states(engine, reads, bounds, steps_per_update):
             counts[slots, state, cls[t]] += 1
         pred = np.argmax(counts, axis=2)  # (S, 3): amplitude class of each state
         present = counts.sum(axis=(0, 1)) > 0
@@ -437,9 +446,7 @@ def fit_candidates(
     info |= {"status": "ok", "inputs_selected": list(base["inputs"]), "candidates": S}
     out = [(d, st, info | {"balanced_accuracy_fit": b, "open_loop_rank": r}) for r, (d, st, b) in enumerate(ranked_states)]
     if target == "summit_rcs" and top_k > 1:
-        valid_rows = np.flatnonzero(valid)
-        z_rows = rows if rows.size else valid_rows
-        two = fit_two_detectors(X, reads, z, z_rows, cls, levels, allowed, norm_mean_db, norm_sd_db, timing, fft_ms,
+        two = fit_two_detectors(reads, valid, z, rows, cls, levels, allowed, norm_mean_db, norm_sd_db, timing, fft_ms,
                                 dt_s, bounds, steps_per_update, F, top_k=min(4, top_k))
         out += [(d, st, info | {"inputs_selected": list(d[0].inputs) + list(d[1].inputs), "ld1": True,
                                 "balanced_accuracy_fit": b, "open_loop_rank": len(out) + r})
@@ -447,7 +454,7 @@ def fit_candidates(
     return out
 
 
-def fit_two_detectors(X, reads, z, rows, cls, levels, allowed, norm_mean_db, norm_sd_db, timing, fft_ms, dt_s,
+def fit_two_detectors(reads, valid, z, rows, cls, levels, allowed, norm_mean_db, norm_sd_db, timing, fft_ms, dt_s,
                       bounds, steps_per_update, F, top_k=3, n_quantiles=7) -> list:
     """LD0 and LD1 with dual thresholds and a 9-entry state table; ``[]`` when LD1 would have no input.
 
@@ -484,18 +491,14 @@ def fit_two_detectors(X, reads, z, rows, cls, levels, allowed, norm_mean_db, nor
     groups = [picks[:MAX_LD_INPUTS], picks[MAX_LD_INPUTS:2 * MAX_LD_INPUTS]]
     if not groups[1]:
         return []
-    valid = np.all(np.isfinite(reads), axis=1)
     bases, grids = [], []
     for group in groups:
         group = sorted(group)
         idx = [j for j, _ in group]
-        weight = np.array([to_fixed_point(w, F) for _, w in group])
-        subtract = np.array([to_fixed_point(norm_mean_db[j], F) for j in idx])
-        multiply = np.array([to_fixed_point(1.0 / norm_sd_db[j], F) for j in idx])
+        weight, subtract, multiply = _device_vectors(idx, [w for _, w in group], norm_mean_db, norm_sd_db, F)
         out = (reads[valid][:, idx] - subtract) @ (weight * multiply)
         q = np.unique([to_fixed_point(v, F) for v in np.quantile(out, np.linspace(0.1, 0.9, n_quantiles))])
-        bases.append({"inputs": tuple(L.FEATURE_NAMES[j] for j in idx), "weight": tuple(weight.tolist()),
-                      "norm_subtract": tuple(subtract.tolist()), "norm_multiply": tuple(multiply.tolist())} | timing
+        bases.append(_detector_fields(idx, weight, subtract, multiply) | timing
                      | {"onset_updates": 0, "termination_updates": 0, "holdoff_updates": 0, "dual_threshold": True})
         grids.append([(float(q[a]), float(q[b])) for a in range(len(q)) for b in range(a + 1, len(q))])
     combos = [(p0, p1) for p0 in grids[0] for p1 in grids[1]]
@@ -511,8 +514,9 @@ def fit_two_detectors(X, reads, z, rows, cls, levels, allowed, norm_mean_db, nor
     slots = np.arange(S)
     counts = np.zeros((S, 9, K))
     held = np.zeros((S, 9, K))  # rows where the source kept its previous command, per state and class
-    for (t, st0, restart), (_, st1, _) in zip(_replay_states(engines[0], X, bounds, steps_per_update),
-                                               _replay_states(engines[1], X, bounds, steps_per_update), strict=True):
+    for (t, st0, restart), (_, st1, _) in zip(_replay_states(engines[0], reads, bounds, steps_per_update),
+                                               _replay_states(engines[1], reads, bounds, steps_per_update),
+                                               strict=True):
         combined = st0 + 3 * st1
         counts[slots, combined, cls[t]] += 1
         if not restart and t > 0 and cls[t] == cls[t - 1]:

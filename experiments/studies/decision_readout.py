@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from agents.distill_fit import balanced_accuracy
 from agents.rollout import rollout
 from agents.stim_footprint import measure_footprint
 from simenv import layout as L
@@ -37,11 +38,6 @@ from simenv.cohort import Patient
 WINDOWS = (2, 5)
 
 
-def _bacc(y: np.ndarray, pred: np.ndarray) -> float:
-    classes = np.unique(y)
-    return float(np.mean([np.mean(pred[y == c] == c) for c in classes]))
-
-
 def _readout(x: np.ndarray, y: np.ndarray, half: int) -> tuple[float, np.ndarray]:
     """Held-out balanced accuracy of a balanced logistic read-out fitted on rows < half; and its weights."""
     from sklearn.linear_model import LogisticRegression
@@ -49,7 +45,7 @@ def _readout(x: np.ndarray, y: np.ndarray, half: int) -> tuple[float, np.ndarray
     if np.unique(y[:half]).size < 2 or np.unique(y[half:]).size < 2:
         return float("nan"), np.zeros(x.shape[1])
     model = LogisticRegression(C=1.0, class_weight="balanced", max_iter=1000).fit(x[:half], y[:half])
-    return _bacc(y[half:], model.predict(x[half:])), model.coef_[0]
+    return balanced_accuracy(y[half:], model.predict(x[half:])), model.coef_[0]
 
 
 @dataclass(frozen=True)
@@ -96,7 +92,7 @@ def decision_readout(policy, patients: Sequence[Patient], dt_s: float, days: flo
         keep = [j for j in range(L.N_FEATURES) if j not in set(moved[i])]
         bacc["sample_clean"][i] = _readout(z[idx][:, keep], y, half)[0]
         prev = on[i, idx - every].astype(int)
-        bacc["previous"][i] = max(_bacc(y[half:], prev[half:]), _bacc(y[half:], 1 - prev[half:]))
+        bacc["previous"][i] = max(balanced_accuracy(y[half:], prev[half:]), balanced_accuracy(y[half:], 1 - prev[half:]))
     return Readout(duty, switches, reversal, bacc, share, every)
 
 
